@@ -1,0 +1,9 @@
+import type {BackendOptions} from './registry.js'
+import {MemoryBackend} from './memory.js'
+
+// Placeholder until the real implementation lands in this change.
+export class ClickHouseBackend extends MemoryBackend {
+  constructor(_options: BackendOptions) {
+    super()
+  }
+}

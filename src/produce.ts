@@ -1,0 +1,60 @@
+import type {Kafka, Message} from 'kafkajs'
+import {defaultPartitioner} from './kafka.js'
+import {EventGenerator} from './generator.js'
+
+export interface ProduceOptions {
+  kafka: Kafka
+  topic: string
+  numDevices: number
+  numMessages: number
+  /** Pause after each send. */
+  pauseMs: number
+  /** Messages per send request. */
+  batchSize: number
+  seed: number
+  onProgress?: (sent: number) => void
+  /** Checked before each send; return true to stop early (e.g. after SIGINT). */
+  shouldStop?: () => boolean
+}
+
+export interface ProduceSummary {
+  topic: string
+  messagesSent: number
+  distinctDevices: number
+  elapsedMs: number
+  messagesPerSecond: number
+  seed: number
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Sends simulated device events; every send is acknowledged by all in-sync replicas before the next. */
+export async function produceEvents(options: ProduceOptions): Promise<ProduceSummary> {
+  const generator = new EventGenerator({numDevices: options.numDevices, seed: options.seed})
+  const producer = options.kafka.producer({allowAutoTopicCreation: true, createPartitioner: defaultPartitioner})
+  await producer.connect()
+  const started = Date.now()
+  let sent = 0
+  try {
+    while (sent < options.numMessages && !options.shouldStop?.()) {
+      const size = Math.min(options.batchSize, options.numMessages - sent)
+      const messages: Message[] = new Array(size)
+      for (let i = 0; i < size; i++) messages[i] = generator.next()
+      await producer.send({topic: options.topic, messages, acks: -1})
+      sent += size
+      options.onProgress?.(sent)
+      if (options.pauseMs > 0 && sent < options.numMessages) await sleep(options.pauseMs)
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  const elapsedMs = Date.now() - started
+  return {
+    topic: options.topic,
+    messagesSent: sent,
+    distinctDevices: generator.distinctDevices,
+    elapsedMs,
+    messagesPerSecond: (sent * 1000) / Math.max(1, elapsedMs),
+    seed: options.seed,
+  }
+}

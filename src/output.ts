@@ -5,6 +5,14 @@ export function isInteractive(stream: NodeJS.WriteStream = process.stdout): bool
   return Boolean(stream.isTTY) && process.env.CI !== 'true'
 }
 
+/**
+ * Writes one line to stderr. Commands use this rather than oclif's logToStderr, which is silent
+ * under --json: errors and warnings must reach the operator precisely when a script reads stdout.
+ */
+export function writeStderr(line: string): void {
+  process.stderr.write(`${line}\n`)
+}
+
 /** Renders rows as a cli-table3 table for a terminal. */
 export function renderTable(head: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
   const table = new Table({head: [...head], style: {head: [], border: []}})

@@ -55,3 +55,105 @@ export class BackendError extends Error {
     super(message, options)
   }
 }
+
+/**
+ * Removes the password (and user name) from a URL so it can appear in messages and logs.
+ * A string that is not a valid URL is returned with anything between `//` and `@` cut out.
+ */
+export function urlWithoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (!parsed.username && !parsed.password) return url
+    parsed.username = ''
+    parsed.password = ''
+    const text = parsed.toString()
+    // WHATWG URLs gain a `/` path on http(s); keep the form the user wrote.
+    return text.endsWith('/') && !url.endsWith('/') ? text.slice(0, -1) : text
+  } catch {
+    return url.replace(/\/\/[^/@]*@/, '//')
+  }
+}
+
+/** How a backend retries a failed write: capped exponential backoff, optionally bounded in time. */
+export interface RetryPolicy {
+  /** Wait before the first retry. */
+  initialDelayMs: number
+  /** Longest wait between two attempts. */
+  maxDelayMs: number
+  /** Give up once this much time passed since the first failure; undefined retries forever. */
+  maxRetryTimeMs?: number
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {initialDelayMs: 200, maxDelayMs: 5000}
+
+/** The wait before retry number `retry` (1-based): doubles from `initialDelayMs` up to `maxDelayMs`. */
+export function backoffDelayMs(policy: RetryPolicy, retry: number): number {
+  const exponent = Math.min(Math.max(retry - 1, 0), 30)
+  return Math.min(policy.initialDelayMs * 2 ** exponent, policy.maxDelayMs)
+}
+
+/**
+ * Runs `attempt` until it succeeds. Each failure is passed to `onFailure` together with the wait
+ * before the next attempt. Rejects with the failure when `isRetryable` says it is permanent, when
+ * `policy.maxRetryTimeMs` has passed since the first failure, or with `signal.reason` when `signal`
+ * aborts (e.g. the backend closes).
+ */
+export async function retryWithBackoff<T>(
+  attempt: () => Promise<T>,
+  options: {
+    policy: RetryPolicy
+    onFailure: (error: unknown, retryInMs: number) => void
+    isRetryable?: (error: unknown) => boolean
+    signal?: AbortSignal
+  },
+): Promise<T> {
+  const {policy, onFailure, isRetryable, signal} = options
+  let firstFailureAt: number | undefined
+  for (let retry = 1; ; retry++) {
+    if (signal?.aborted) throw signal.reason
+    try {
+      return await attempt()
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason
+      if (isRetryable && !isRetryable(error)) throw error
+      firstFailureAt ??= Date.now()
+      const elapsed = Date.now() - firstFailureAt
+      if (policy.maxRetryTimeMs !== undefined && elapsed >= policy.maxRetryTimeMs) throw error
+      let delay = backoffDelayMs(policy, retry)
+      if (policy.maxRetryTimeMs !== undefined) delay = Math.min(delay, policy.maxRetryTimeMs - elapsed)
+      onFailure(error, delay)
+      await sleep(delay, signal)
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    signal?.addEventListener('abort', onAbort, {once: true})
+  })
+}
+
+/** A one-line reason for an error from a client library, never empty (AggregateError, bare codes). */
+export function errorReason(error: unknown): string {
+  if (error instanceof AggregateError && !error.message) {
+    const reasons = [...new Set(error.errors.map((inner) => errorReason(inner)))]
+    if (reasons.length > 0) return reasons.join('; ')
+  }
+  if (error instanceof Error) {
+    const code = (error as {code?: unknown}).code
+    const message = error.message.split('\n')[0].trim()
+    if (message) return message
+    if (typeof code === 'string') return code
+    return error.name
+  }
+  return String(error)
+}

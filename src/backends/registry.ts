@@ -20,6 +20,11 @@ export interface BackendOptions {
   flushIntervalMs?: number
   /** Timeout of every single backend request. Default 10,000 ms. */
   requestTimeoutMs?: number
+  /**
+   * A failed write is retried with capped exponential backoff; after this much time of failing the
+   * backend gives up and `add()`/`flush()` reject with a BackendError. Default: retry forever.
+   */
+  maxRetryTimeMs?: number
   /** Called for every failed write/retry, so the caller can log it. */
   onError?: (error: BackendError) => void
 }

@@ -5,7 +5,7 @@ import {formatDuration} from '../duration.js'
 import {errorLine, EXIT_FORCED, exitCodeFor} from '../exit-codes.js'
 import {backendFlags, durationFlag, kafkaFlags} from '../flags.js'
 import {createKafka, parseBrokers} from '../kafka.js'
-import {formatInt, isInteractive, ProgressLine, renderSummary} from '../output.js'
+import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../output.js'
 
 export default class Consume extends Command {
   static override summary = 'Consume device events from Kafka and count unique device IPs.'
@@ -48,7 +48,7 @@ Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, 
     const progress = new ProgressLine()
     const warn = (line: string) => {
       progress.clear()
-      this.logToStderr(line)
+      writeStderr(line)
     }
     const backend = await createBackend(flags.backend, {
       ...backendOptionsFromFlags(flags),
@@ -95,7 +95,7 @@ Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, 
       summary = await pipeline.run()
     } catch (error) {
       progress.clear()
-      this.logToStderr(`ipc consume: ${errorLine(error)}`)
+      writeStderr(`ipc consume: ${errorLine(error)}`)
       this.exit(exitCodeFor(error))
     } finally {
       clearInterval(progressTimer)

@@ -4,7 +4,7 @@ import {MAX_DEVICES} from '../generator.js'
 import {kafkaFlags} from '../flags.js'
 import {createKafka, parseBrokers} from '../kafka.js'
 import {formatDuration} from '../duration.js'
-import {formatInt, isInteractive, ProgressLine, renderSummary} from '../output.js'
+import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../output.js'
 import {produceEvents, type ProduceSummary} from '../produce.js'
 
 export default class Produce extends Command {
@@ -57,7 +57,7 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
       })
     } catch (error) {
       progress.clear()
-      this.logToStderr(`ipc produce: ${errorLine(error)} (brokers ${flags.brokers})`)
+      writeStderr(`ipc produce: ${errorLine(error)} (brokers ${flags.brokers})`)
       this.exit(exitCodeFor(error))
     } finally {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)

@@ -1,0 +1,252 @@
+import {expect} from 'chai'
+import net from 'node:net'
+import {createClient} from 'redis'
+import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
+import {RedisBackend} from '../../src/backends/redis.js'
+import type {BackendOptions} from '../../src/backends/registry.js'
+import {IdentifierError} from '../../src/identifiers.js'
+import {waitFor} from '../support/cli.js'
+import {uniqueName} from '../support/services.js'
+
+function redisUrl(): string {
+  const url = process.env.REDIS_URL
+  if (!url) throw new Error('REDIS_URL is not set: run through mocha with .mocharc.json, or set it to a test Redis')
+  return url
+}
+
+function options(overrides: Partial<BackendOptions> = {}): BackendOptions {
+  return {
+    redisUrl: redisUrl(),
+    redisKey: uniqueName('ipc_test_hll'),
+    clickhouseUrl: '',
+    clickhouseUser: 'default',
+    clickhousePassword: '',
+    clickhouseDatabase: 'ipc',
+    requestTimeoutMs: 3000,
+    ...overrides,
+  }
+}
+
+function ip(n: number): string {
+  return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
+}
+
+function events(from: number, to: number): DeviceEvent[] {
+  const list: DeviceEvent[] = []
+  for (let n = from; n < to; n++) list.push({timestampMs: 1_638_548_130_123 + n, deviceIp: ip(n), errorCode: n % 128})
+  return list
+}
+
+/** A port on 127.0.0.1 that nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/**
+ * A TCP relay in front of a real service whose link can be cut: while down, open connections are
+ * dropped and new ones closed at once — what a client sees when the service goes away.
+ */
+class CuttableLink {
+  private readonly server = net.createServer((client) => this.accept(client))
+  private readonly sockets = new Set<net.Socket>()
+  private down = false
+  port = 0
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
+    this.port = (this.server.address() as net.AddressInfo).port
+    return this
+  }
+
+  cut(): void {
+    this.down = true
+    for (const socket of this.sockets) socket.destroy()
+  }
+
+  restore(): void {
+    this.down = false
+  }
+
+  async stop(): Promise<void> {
+    this.cut()
+    await new Promise((resolve) => this.server.close(resolve))
+  }
+
+  private accept(client: net.Socket): void {
+    if (this.down) {
+      client.destroy()
+      return
+    }
+    const upstream = net.connect(this.targetPort, this.targetHost)
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => {
+        this.sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream).pipe(client)
+  }
+}
+
+describe('RedisBackend (real Redis)', () => {
+  const opened: RedisBackend[] = []
+  const keys: string[] = []
+
+  function backend(overrides: Partial<BackendOptions> = {}): RedisBackend {
+    const created = new RedisBackend(options(overrides))
+    opened.push(created)
+    keys.push(created.key)
+    return created
+  }
+
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((created) => created.close()))
+    const client = createClient({url: redisUrl()})
+    await client.connect()
+    if (keys.length > 0) await client.del(keys.splice(0))
+    await client.close()
+  })
+
+  it('estimates 20,000 distinct devices within 2% from adds of several sizes', async () => {
+    const redis = backend()
+    await redis.connect()
+    // One call larger than a PFADD chunk, so chunking is exercised too.
+    for (const [from, to] of [[0, 1], [1, 500], [500, 12_500], [12_500, 15_000], [15_000, 20_000]]) {
+      const receipt = await redis.add(events(from, to))
+      await receipt.durable
+    }
+    const count = await redis.count()
+    expect(Math.abs(count - 20_000) / 20_000).to.be.at.most(0.02)
+    expect(redis.exact).to.equal(false)
+  })
+
+  it('does not count repeated devices again, within a call or across calls', async () => {
+    const redis = backend()
+    await redis.connect()
+    await redis.add(events(0, 3000))
+    const first = await redis.count()
+    await redis.add([...events(0, 3000), ...events(0, 3000)])
+    await redis.add(events(1000, 2000))
+    expect(await redis.count()).to.equal(first)
+  })
+
+  it('keeps keys apart', async () => {
+    const first = backend()
+    const second = backend()
+    await Promise.all([first.connect(), second.connect()])
+    await first.add(events(0, 100))
+    await second.add(events(100, 103))
+    expect(await second.count()).to.equal(3)
+    expect(await first.count()).to.be.within(98, 102)
+  })
+
+  it('stores into the key it was given, as a HyperLogLog', async () => {
+    const redis = backend()
+    await redis.connect()
+    await redis.add(events(0, 10))
+    const client = createClient({url: redisUrl()})
+    await client.connect()
+    try {
+      expect(await client.pfCount(redis.key)).to.equal(10)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('refuses an invalid key before connecting', () => {
+    expect(() => new RedisBackend(options({redisKey: 'has space'}))).to.throw(IdentifierError)
+    expect(() => new RedisBackend(options({redisKey: ''}))).to.throw(IdentifierError)
+  })
+
+  it('fails connect() and count() with a BackendError naming the URL, without the password, when Redis is unreachable', async function () {
+    this.timeout(15_000)
+    const port = await closedPort()
+    const redis = backend({redisUrl: `redis://user:secret@127.0.0.1:${port}`})
+    for (const operation of [() => redis.connect(), () => redis.count()]) {
+      const failure = await operation().catch((error: unknown) => error)
+      expect(failure).to.be.instanceOf(BackendError)
+      const {message, location} = failure as BackendError
+      expect(message).to.include(`redis://127.0.0.1:${port}`).and.not.include('secret')
+      expect(location).to.equal(`redis://127.0.0.1:${port}`)
+    }
+  })
+
+  it('refuses to count a key that holds something other than a HyperLogLog', async () => {
+    const redis = backend()
+    const client = createClient({url: redisUrl()})
+    await client.connect()
+    await client.lPush(redis.key, 'not a hyperloglog')
+    await client.close()
+    const failure = await redis.connect().catch((error: unknown) => error)
+    expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('WRONGTYPE')
+    const addFailure = await redis.add(events(0, 1)).catch((error: unknown) => error)
+    expect(addFailure).to.be.instanceOf(BackendError).with.property('message').that.includes('WRONGTYPE')
+  })
+
+  describe('while Redis is unreachable during consumption', () => {
+    let link: CuttableLink
+
+    beforeEach(async () => {
+      const target = new URL(redisUrl())
+      link = await new CuttableLink(target.hostname, Number(target.port || 6379)).start()
+    })
+
+    afterEach(async () => {
+      await link.stop()
+    })
+
+    function linkedUrl(): string {
+      const target = new URL(redisUrl())
+      target.port = String(link.port)
+      return target.toString()
+    }
+
+    it('retries add() with backoff, reporting each failure, and completes once Redis is back', async () => {
+      const failures: BackendError[] = []
+      const redis = backend({redisUrl: linkedUrl(), onError: (error) => failures.push(error)})
+      await redis.connect()
+      await redis.add(events(0, 10))
+      link.cut()
+      let settled = false
+      const pending = redis.add(events(10, 20)).finally(() => (settled = true))
+      await waitFor('two reported failures', () => (failures.length >= 2 ? true : undefined), 20_000)
+      expect(settled).to.equal(false)
+      expect(failures[0]).to.be.instanceOf(BackendError)
+      expect(failures[0].message).to.include(`127.0.0.1:${link.port}`).and.include('retrying')
+      link.restore()
+      await (await pending).durable
+      expect(await redis.count()).to.equal(20)
+    })
+
+    it('gives up with a BackendError once maxRetryTimeMs has passed', async () => {
+      const redis = backend({redisUrl: linkedUrl(), maxRetryTimeMs: 500})
+      await redis.connect()
+      link.cut()
+      const failure = await redis.add(events(0, 5)).catch((error: unknown) => error)
+      expect(failure).to.be.instanceOf(BackendError)
+    })
+
+    it('close() stops the retries: the pending add() rejects', async () => {
+      const failures: BackendError[] = []
+      const redis = backend({redisUrl: linkedUrl(), onError: (error) => failures.push(error)})
+      await redis.connect()
+      link.cut()
+      const pending = redis.add(events(0, 5)).catch((error: unknown) => error)
+      await waitFor('a reported failure', () => (failures.length > 0 ? true : undefined), 20_000)
+      await redis.close()
+      expect(await pending).to.be.instanceOf(BackendError).with.property('message').that.includes('closed')
+    })
+  })
+})

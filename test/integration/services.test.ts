@@ -1,0 +1,211 @@
+import {createClient as createClickHouseClient} from '@clickhouse/client'
+import {expect} from 'chai'
+import {Kafka, logLevel, Partitioners} from 'kafkajs'
+import {createClient as createRedisClient} from 'redis'
+import {
+  ApiKey,
+  BrokerControlError,
+  KafkaErrorCode,
+  brokerControl,
+  brokerDown,
+  brokerUp,
+  clearRequestErrors,
+  createTopic,
+  pushRequestErrors,
+  setBrokerRtt,
+} from '../support/broker.js'
+import {serviceUrls, uniqueName} from '../support/services.js'
+
+/** Each service the integration tests rely on answers, and the dev broker's control port works. */
+
+function kafkaClient(clientId: string): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: serviceUrls().kafkaBrokers,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 2000,
+    retry: {retries: 2, initialRetryTime: 100},
+  })
+}
+
+describe('test services', () => {
+  describe('Redis', () => {
+    it('answers PING and counts distinct members with PFADD/PFCOUNT', async () => {
+      const redis = createRedisClient({url: serviceUrls().redisUrl})
+      await redis.connect()
+      const key = uniqueName('services_test')
+      try {
+        expect(await redis.ping()).to.equal('PONG')
+        expect(await redis.pfAdd(key, ['10.0.0.1', '10.0.0.2', '10.0.0.3'])).to.equal(1)
+        expect(await redis.pfAdd(key, ['10.0.0.2', '10.0.0.3'])).to.equal(0)
+        await redis.pfAdd(key, ['192.168.1.1', '2001:db8::1'])
+        expect(await redis.pfCount(key)).to.equal(5)
+      } finally {
+        await redis.del(key)
+        await redis.close()
+      }
+    })
+  })
+
+  describe('ClickHouse', () => {
+    it('answers SELECT version() and stores and reads JSONEachRow rows', async () => {
+      const clickhouse = createClickHouseClient({url: serviceUrls().clickhouseUrl})
+      const database = uniqueName('services_test')
+      try {
+        const version = await clickhouse.query({query: 'SELECT version() AS version', format: 'JSONEachRow'})
+        const [{version: text}] = await version.json<{version: string}>()
+        expect(text).to.match(/^\d+\.\d+/)
+
+        await clickhouse.command({query: `CREATE DATABASE ${database}`})
+        await clickhouse.command({
+          query: `CREATE TABLE ${database}.events (device_ip String, bytes UInt64) ENGINE = MergeTree ORDER BY device_ip`,
+        })
+        await clickhouse.insert({
+          table: `${database}.events`,
+          values: [
+            {device_ip: '10.0.0.1', bytes: 100},
+            {device_ip: '10.0.0.2', bytes: 250},
+            {device_ip: '10.0.0.1', bytes: 50},
+          ],
+          format: 'JSONEachRow',
+        })
+        const result = await clickhouse.query({
+          query: `SELECT count() AS rows, uniqExact(device_ip) AS devices, sum(bytes) AS bytes FROM ${database}.events`,
+          format: 'JSONEachRow',
+        })
+        // UInt64 values arrive as strings in JSON output.
+        expect(await result.json()).to.deep.equal([{rows: '3', devices: '2', bytes: '400'}])
+      } finally {
+        await clickhouse.command({query: `DROP DATABASE IF EXISTS ${database}`})
+        await clickhouse.close()
+      }
+    })
+  })
+
+  describe('Kafka-protocol dev broker', () => {
+    it('delivers every produced message once to a consumer group reading a 4-partition topic', async () => {
+      const topic = uniqueName('services_test')
+      const groupId = uniqueName('services_group')
+      await createTopic(topic, 4)
+
+      const kafka = kafkaClient('services-test')
+      const sent = Array.from({length: 200}, (_, index) => `message-${index}`)
+      const producer = kafka.producer({createPartitioner: Partitioners.DefaultPartitioner})
+      await producer.connect()
+      try {
+        await producer.send({topic, messages: sent.map((value, index) => ({key: `key-${index}`, value}))})
+      } finally {
+        await producer.disconnect()
+      }
+
+      const received: string[] = []
+      const partitions = new Set<number>()
+      const consumer = kafka.consumer({groupId})
+      await consumer.connect()
+      try {
+        await consumer.subscribe({topics: [topic], fromBeginning: true})
+        const allReceived = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`received ${received.length} of ${sent.length} messages within 30 s`)), 30_000)
+          consumer
+            .run({
+              eachBatchAutoResolve: true,
+              eachBatch: async ({batch, resolveOffset, commitOffsetsIfNecessary}) => {
+                for (const message of batch.messages) {
+                  received.push(message.value?.toString() ?? '')
+                  partitions.add(batch.partition)
+                  resolveOffset(message.offset)
+                }
+                await commitOffsetsIfNecessary()
+                if (received.length >= sent.length) {
+                  clearTimeout(timer)
+                  resolve()
+                }
+              },
+            })
+            .catch(reject)
+        })
+        await allReceived
+      } finally {
+        await consumer.disconnect()
+      }
+
+      expect(received).to.have.lengthOf(sent.length)
+      expect([...received].sort()).to.deep.equal([...sent].sort())
+      expect([...partitions].sort()).to.deep.equal([0, 1, 2, 3])
+
+      const admin = kafka.admin()
+      await admin.connect()
+      try {
+        const [committed] = await admin.fetchOffsets({groupId, topics: [topic]})
+        const total = committed.partitions.reduce((sum, partition) => sum + Number(partition.offset), 0)
+        expect(total).to.equal(sent.length)
+      } finally {
+        await admin.disconnect()
+      }
+    })
+
+    it('answers control commands and rejects bad ones', async () => {
+      expect(await brokerControl('ping')).to.equal('')
+      expect(await brokerControl('info')).to.match(/^bootstrap=\S+ brokers=\d+$/)
+      await setBrokerRtt(1, 50)
+      await setBrokerRtt(1, 0)
+
+      const topic = uniqueName('services_test')
+      await createTopic(topic, 2)
+      const duplicate = await createTopic(topic, 2).then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(duplicate).to.be.instanceOf(BrokerControlError)
+      expect((duplicate as Error).message).to.contain('TOPIC_ALREADY_EXISTS')
+
+      const unknown = await brokerControl('no-such-command').then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(unknown).to.be.instanceOf(BrokerControlError)
+    })
+
+    it('refuses connections while a broker is down and accepts them again once it is up', async () => {
+      const admin = kafkaClient('services-test-down').admin({retry: {retries: 0}})
+      await brokerDown(-1)
+      try {
+        const outcome = await admin.connect().then(
+          () => 'connected',
+          () => 'refused',
+        )
+        expect(outcome).to.equal('refused')
+      } finally {
+        await admin.disconnect()
+        await brokerUp(-1)
+      }
+      await admin.connect()
+      await admin.disconnect()
+    })
+
+    it('fails the next request of a type with an injected error, then serves it normally', async () => {
+      const topic = uniqueName('services_test')
+      await createTopic(topic, 1)
+      const producer = kafkaClient('services-test-errors').producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: {retries: 0},
+      })
+      await producer.connect()
+      try {
+        await pushRequestErrors(ApiKey.Produce, [KafkaErrorCode.MessageTooLarge])
+        const failed = await producer.send({topic, messages: [{value: 'first'}]}).then(
+          () => undefined,
+          (error: unknown) => error as Error & {type?: string},
+        )
+        expect(failed, 'the injected error should fail the first send').to.not.equal(undefined)
+        expect(`${failed?.message} ${failed?.type ?? ''}`).to.match(/MESSAGE_TOO_LARGE|larger than/i)
+
+        const [metadata] = await producer.send({topic, messages: [{value: 'second'}]})
+        expect(metadata.errorCode).to.equal(0)
+      } finally {
+        await clearRequestErrors(ApiKey.Produce)
+        await producer.disconnect()
+      }
+    })
+  })
+})

@@ -1,0 +1,75 @@
+import {spawnSync} from 'node:child_process'
+import {fileURLToPath} from 'node:url'
+
+/**
+ * Mocha global fixtures (.mocharc.json requires this file): start Redis, ClickHouse and the
+ * Kafka-protocol dev broker with scripts/services before any test, and put their addresses in
+ * process.env, where the tests and the `ipc` processes they spawn find them. Services that were
+ * already running (a developer's `scripts/services up`) are reused and left running.
+ */
+
+export class ServicesStartError extends Error {
+  override name = 'ServicesStartError'
+}
+
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const SERVICES_SCRIPT = `${REPO_ROOT}scripts/services`
+const EXPORTED = ['KAFKA_BROKERS', 'KAFKA_CONTROL', 'REDIS_URL', 'CLICKHOUSE_URL', 'KAFKA_ASSIGN_DELAY_MS'] as const
+
+let setUp = false
+let startedBySetup = false
+
+function services(verb: string): {status: number | null; output: string; stdout: string} {
+  const result = spawnSync('bash', [SERVICES_SCRIPT, verb], {
+    cwd: REPO_ROOT,
+    env: process.env,
+    encoding: 'utf8',
+    timeout: 10 * 60_000,
+    maxBuffer: 16 * 1024 * 1024,
+  })
+  const failure = result.error ? `${result.error.message}\n` : ''
+  return {status: result.status, output: `${failure}${result.stdout ?? ''}${result.stderr ?? ''}`.trim(), stdout: result.stdout ?? ''}
+}
+
+/** Parses the `export NAME='value'` lines that `scripts/services env` prints. */
+export function parseServicesEnv(text: string): Record<string, string> {
+  const values: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    const match = /^export ([A-Z_][A-Z0-9_]*)='([^']*)'$/.exec(line.trim())
+    if (match) values[match[1]] = match[2]
+  }
+  return values
+}
+
+export function mochaGlobalSetup(): void {
+  // Mocha registers the fixture once per `require` naming this file (.mocharc.json plus --require).
+  if (setUp) return
+  setUp = true
+  const alreadyRunning = services('status').status === 0
+  const up = services('up')
+  if (up.status !== 0) {
+    if (!alreadyRunning) services('down')
+    throw new ServicesStartError(`scripts/services up failed (exit ${up.status}); no test can run without the services:\n${up.output}`)
+  }
+  startedBySetup = !alreadyRunning
+
+  const env = services('env')
+  const values = parseServicesEnv(env.stdout)
+  const missing = EXPORTED.filter((name) => !values[name])
+  if (env.status !== 0 || missing.length > 0) {
+    if (startedBySetup) services('down')
+    throw new ServicesStartError(`scripts/services env did not give ${missing.join(', ') || 'its addresses'}:\n${env.output}`)
+  }
+  for (const name of EXPORTED) process.env[name] = values[name]
+  process.stderr.write(
+    `test services (${startedBySetup ? 'started' : 'already running'}): KAFKA_BROKERS=${values.KAFKA_BROKERS} ` +
+      `REDIS_URL=${values.REDIS_URL} CLICKHOUSE_URL=${values.CLICKHOUSE_URL}\n`,
+  )
+}
+
+export function mochaGlobalTeardown(): void {
+  if (!startedBySetup) return
+  startedBySetup = false
+  const down = services('down')
+  if (down.status !== 0) process.stderr.write(`scripts/services down failed (exit ${down.status}):\n${down.output}\n`)
+}

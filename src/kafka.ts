@@ -47,7 +47,7 @@ export function createKafka(settings: KafkaSettings): Kafka {
     logLevel: level,
     logCreator: () => (entry: LogEntry) => {
       const {message, error} = entry.log as {message: string; error?: string}
-      log(`kafka ${KafkaLogLevel[entry.level].toLowerCase()}: ${message}${error ? ` (${error})` : ''}`)
+      log(`kafka ${entry.label.toLowerCase()}: ${message}${error ? ` (${error})` : ''}`)
     },
   })
 }

@@ -17,12 +17,13 @@ interface ConsumeJson {
 }
 
 function parseJson<T>(result: CliResult): T {
-  expect(result.code, `exit code; stderr: ${result.stderr}`).to.equal(0)
+  expect(result.code, `exit code; stderr: ${result.stderr}; stdout: ${result.stdout.slice(0, 2000)}`).to.equal(0)
   return JSON.parse(result.stdout) as T
 }
 
-async function produce(topic: string, args: string[]): Promise<ProduceJson> {
-  return parseJson<ProduceJson>(await runIpc(['produce', '--topic', topic, '--pause-ms', '0', '--batch', '1000', '--json', ...args]))
+async function produce(topic: string, flags: Record<string, string>): Promise<ProduceJson> {
+  const all = {'--pause-ms': '0', '--batch': '1000', ...flags}
+  return parseJson<ProduceJson>(await runIpc(['produce', '--topic', topic, '--json', ...Object.entries(all).flat()]))
 }
 
 function kafka(): Kafka {
@@ -38,7 +39,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
 
     before(async () => {
       await createTopic(topic, 4)
-      produced = await produce(topic, ['--num-devices', '5000', '--num-messages', '100000', '--seed', '42'])
+      produced = await produce(topic, {'--num-devices': '5000', '--num-messages': '100000', '--seed': '42'})
       expect(produced.messagesSent).to.equal(100_000)
     })
 
@@ -70,7 +71,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const database = uniqueName('ipc')
     const group = uniqueName('g')
     await createTopic(topic, 4)
-    const produced = await produce(topic, ['--num-devices', '300', '--num-messages', '500', '--seed', '5'])
+    const produced = await produce(topic, {'--num-devices': '300', '--num-messages': '500', '--seed': '5'})
     const consumer = startIpc(['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning', '--batch-size', '1000000', '--flush-interval', '2s'])
     const clickhouse = createClickHouseClient({url: serviceUrls().clickhouseUrl})
     const admin = kafka().admin()
@@ -185,7 +186,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const first = startIpc(args)
     const second = startIpc(args)
     // Produce while both are joining and consuming, so that both own partitions while events flow.
-    const produced = await produce(topic, ['--num-devices', '2000', '--num-messages', '40000', '--seed', '7', '--pause-ms', '200'])
+    const produced = await produce(topic, {'--num-devices': '2000', '--num-messages': '40000', '--seed': '7', '--pause-ms': '200'})
     const [a, b] = await Promise.all([first.done, second.done])
     const summaries = [parseJson<ConsumeJson>(a), parseJson<ConsumeJson>(b)]
     expect(summaries[0].stats.processed, 'first consumer took part').to.be.greaterThan(0)

@@ -1,0 +1,108 @@
+import {Command, Flags} from '@oclif/core'
+import {backendOptionsFromFlags, createBackend} from '../backends/registry.js'
+import {backendFlags, durationFlag} from '../flags.js'
+import {
+  createCountServer,
+  DEFAULT_BACKEND_TIMEOUT_MS,
+  DEFAULT_CACHE_MS,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  ListenError,
+  MAX_ERROR_CACHE_MS,
+} from '../serve.js'
+
+/** Passwords given on the command line, in every spelling an error message might repeat them. */
+function secretsOf(flags: {'redis-url': string; 'clickhouse-url': string; 'clickhouse-password': string}): string[] {
+  const secrets = [flags['clickhouse-password']]
+  for (const url of [flags['redis-url'], flags['clickhouse-url']]) {
+    try {
+      const {password} = new URL(url)
+      if (password) secrets.push(password, decodeURIComponent(password))
+    } catch {
+      // An unreadable URL is reported by the backend itself.
+    }
+  }
+  return secrets.filter((secret) => secret.length > 0)
+}
+
+export default class Serve extends Command {
+  static override summary = 'Serve the unique device IP count over HTTP.'
+
+  static override description = `Answers GET /unique_ip_count with {"unique_device_ip_count": N}, GET /healthz (200, or 503 when the backend does not answer) and GET /metrics (Prometheus text format).
+Every backend call times out after --backend-timeout; a count is reused for --cache-ms, and requests arriving while a count is being queried share that one query. A failed count is retried after at most ${MAX_ERROR_CACHE_MS} ms, with a fresh backend connection.
+The server starts even when the backend is down, answers 503 with a JSON error until it is back, and stops cleanly on SIGINT/SIGTERM (in-flight requests finish, exit code 0).`
+
+  static override examples = [
+    {description: 'Serve the Redis HyperLogLog count on the default port 5001.', command: '<%= config.bin %> <%= command.id %> --backend redis'},
+    {
+      description: 'Serve the exact ClickHouse count on all interfaces, port 8080.',
+      command: '<%= config.bin %> <%= command.id %> --backend clickhouse --host 0.0.0.0 --port 8080',
+    },
+    {description: 'Pick a free port (printed on stderr) and log every request as JSON.', command: '<%= config.bin %> <%= command.id %> --port 0 --access-log'},
+  ]
+
+  static override flags = {
+    ...backendFlags,
+    port: Flags.integer({description: 'TCP port to listen on; 0 picks a free one.', env: 'IPC_PORT', default: DEFAULT_PORT, min: 0, max: 65_535}),
+    host: Flags.string({description: 'Address to listen on.', env: 'IPC_HOST', default: DEFAULT_HOST}),
+    'backend-timeout': durationFlag({
+      description: 'Time allowed for every backend call (connect, count) before answering 503.',
+      default: DEFAULT_BACKEND_TIMEOUT_MS,
+      defaultHelp: async () => '2s',
+    }),
+    'cache-ms': Flags.integer({description: 'Milliseconds a count is reused before the backend is asked again; 0 asks for every request.', default: DEFAULT_CACHE_MS, min: 0}),
+    'access-log': Flags.boolean({description: 'Write one JSON line per request to stdout.', default: false}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Serve)
+    if (flags['backend-timeout'] <= 0) this.error('--backend-timeout must be greater than 0', {exit: 2})
+    const backendOptions = {...backendOptionsFromFlags(flags), requestTimeoutMs: flags['backend-timeout']}
+    const say = (message: string): void => {
+      process.stderr.write(`ipc serve: ${message}\n`)
+    }
+
+    const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', resolve)
+      process.once('SIGTERM', resolve)
+    })
+    let server
+    try {
+      server = await createCountServer({
+        createBackend: () => createBackend(flags.backend, backendOptions),
+        cacheMs: flags['cache-ms'],
+        requestTimeoutMs: flags['backend-timeout'],
+        secrets: secretsOf(flags),
+        log: say,
+        accessLog: flags['access-log'] ? (entry) => process.stdout.write(`${JSON.stringify(entry)}\n`) : undefined,
+      })
+    } catch (error) {
+      // Creating a backend does not connect: what fails here is its configuration (URL, key, names).
+      this.error(error instanceof Error ? error.message : String(error), {exit: 2})
+    }
+    try {
+      await server.listen(flags.port, flags.host)
+    } catch (error) {
+      if (error instanceof ListenError) this.error(error.message, {exit: 1})
+      throw error
+    }
+
+    say(`listening on ${server.url} (backend ${server.backendName} ${server.backendLocation})`)
+    // Connect now so the log tells at once whether the backend answers; requests do not wait for it.
+    void server.probe()
+
+    const signal = await stopSignal
+    const forceExit = (second: NodeJS.Signals): void => {
+      say(`${second} received again, exiting without waiting`)
+      process.exit(1)
+    }
+    process.on('SIGINT', forceExit)
+    process.on('SIGTERM', forceExit)
+    say(`${signal} received, finishing requests in flight`)
+    await server.close()
+    say('stopped')
+    // A backend client that keeps a socket or timer alive after close must not keep the process
+    // running; the timer is unref'd, so it only fires if something else is still holding on.
+    setTimeout(() => process.exit(0), 2000).unref()
+  }
+}

@@ -1,0 +1,487 @@
+import http from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {BackendError, type CountBackend} from './backends/backend.js'
+import {MetricsRegistry, PROMETHEUS_CONTENT_TYPE, type Counter, type Gauge, type Histogram} from './metrics.js'
+
+export const DEFAULT_PORT = 5001
+export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_CACHE_MS = 1000
+export const DEFAULT_BACKEND_TIMEOUT_MS = 2000
+/** A failed count is remembered this long at most (never longer than the cache), then retried. */
+export const MAX_ERROR_CACHE_MS = 500
+
+/** The backend gave no answer within the time allowed for one call. */
+export class BackendTimeoutError extends BackendError {
+  override name = 'BackendTimeoutError'
+}
+
+/** The server could not start listening (port in use, address not available). */
+export class ListenError extends Error {
+  override name = 'ListenError'
+}
+
+export interface AccessLogEntry {
+  time: string
+  method: string
+  path: string
+  status: number
+  durationMs: number
+}
+
+export interface CountServerOptions {
+  /**
+   * Creates a fresh, unconnected backend. Called once at start, and again after a failure: the
+   * failed instance is closed and the next request connects a new one, so the server recovers
+   * whether or not the backend's client reconnects by itself.
+   */
+  createBackend: () => Promise<CountBackend>
+  /** A successful count is reused for this long. Default 1000 ms; 0 disables reuse across requests. */
+  cacheMs?: number
+  /** Every backend call (connect, count, close) gives up after this long. Default 2000 ms. */
+  requestTimeoutMs?: number
+  /** Strings (passwords) replaced by `***` in every error message the server shows or logs. */
+  secrets?: readonly string[]
+  /** Operator messages: backend unavailable, backend available again. */
+  log?: (message: string) => void
+  /** Called once per answered request. */
+  accessLog?: (entry: AccessLogEntry) => void
+  /** Clock for the cache, epoch ms. Default `Date.now`. */
+  now?: () => number
+}
+
+type CountOutcome =
+  | {ok: true; count: number; completedAt: number}
+  | {ok: false; error: BackendError; completedAt: number}
+
+type CountSourceKind = 'cache' | 'shared' | 'backend'
+
+interface ServerMetrics {
+  registry: MetricsRegistry
+  uniqueCount: Gauge
+  backendUp: Gauge
+  requests: Counter
+  requestDuration: Histogram
+  backendQueries: Counter
+  backendErrors: Counter
+  cacheHits: Counter
+  sharedQueries: Counter
+}
+
+const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+function createServerMetrics(): ServerMetrics {
+  const registry = new MetricsRegistry()
+  const metrics: ServerMetrics = {
+    registry,
+    uniqueCount: registry.gauge('ipc_unique_device_ip_count', 'Distinct device IPs, as last counted by the backend.'),
+    backendUp: registry.gauge('ipc_backend_up', '1 when the last backend query succeeded, 0 when it failed.'),
+    requests: registry.counter('ipc_http_requests_total', 'HTTP requests answered, by route and status code.', ['route', 'status']),
+    requestDuration: registry.histogram(
+      'ipc_http_request_duration_seconds',
+      'Time from request to the end of the response, by route.',
+      ['route'],
+      LATENCY_BUCKETS_SECONDS,
+    ),
+    backendQueries: registry.counter('ipc_backend_queries_total', 'Count queries sent to the backend.'),
+    backendErrors: registry.counter('ipc_backend_errors_total', 'Failed backend calls, by operation and reason.', ['operation', 'reason']),
+    cacheHits: registry.counter('ipc_count_cache_hits_total', 'Requests answered from the cached count without a backend query.'),
+    sharedQueries: registry.counter('ipc_count_shared_queries_total', 'Requests that waited for a backend query already in flight.'),
+  }
+  for (const operation of ['connect', 'count']) {
+    for (const reason of ['error', 'timeout']) metrics.backendErrors.inc({operation, reason}, 0)
+  }
+  return metrics
+}
+
+/** Resolves or rejects like `promise`, or rejects with `onTimeout()` after `ms`, whichever is first. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms)
+  })
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer))
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return describeError(error.errors[0])
+  if (error instanceof Error) return error.message || error.name
+  return String(error)
+}
+
+/**
+ * Owns the backend instance and answers "how many?" with a short cache, one shared in-flight query
+ * (single-flight) and a timeout on every backend call.
+ */
+class CountSource {
+  private backend: CountBackend | undefined
+  private connected = false
+  private lastOutcome: CountOutcome | undefined
+  private inFlight: Promise<CountOutcome> | undefined
+  private readonly closingInstances = new Set<Promise<void>>()
+  private closed = false
+  backendName = 'unknown'
+  backendLocation = 'unknown'
+  backendExact = false
+
+  constructor(
+    private readonly createBackend: () => Promise<CountBackend>,
+    private readonly cacheMs: number,
+    private readonly errorCacheMs: number,
+    private readonly timeoutMs: number,
+    private readonly metrics: ServerMetrics,
+    private readonly redact: (text: string) => string,
+    private readonly log: (message: string) => void,
+    private readonly now: () => number,
+  ) {}
+
+  /** Creates the first instance, so name and location are known; does not connect. */
+  async init(): Promise<void> {
+    this.backend = await this.createBackend()
+    this.remember(this.backend)
+  }
+
+  get lastKnown(): CountOutcome | undefined {
+    return this.lastOutcome
+  }
+
+  /** The current count, from the cache, a query in flight, or a new query. Never rejects. */
+  async current(): Promise<{outcome: CountOutcome; source: CountSourceKind}> {
+    const cached = this.lastOutcome
+    if (cached && this.isFresh(cached)) {
+      this.metrics.cacheHits.inc()
+      return {outcome: cached, source: 'cache'}
+    }
+    if (this.inFlight) {
+      this.metrics.sharedQueries.inc()
+      return {outcome: await this.inFlight, source: 'shared'}
+    }
+    const query = this.query().finally(() => {
+      if (this.inFlight === query) this.inFlight = undefined
+    })
+    this.inFlight = query
+    return {outcome: await query, source: 'backend'}
+  }
+
+  /** Waits for the query in flight, then closes the backend (bounded by the timeout). */
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.inFlight) await this.inFlight
+    const backend = this.backend
+    this.backend = undefined
+    this.connected = false
+    if (backend) this.closeQuietly(backend)
+    await Promise.all(this.closingInstances)
+  }
+
+  private isFresh(outcome: CountOutcome): boolean {
+    const age = this.now() - outcome.completedAt
+    return age >= 0 && age < (outcome.ok ? this.cacheMs : this.errorCacheMs)
+  }
+
+  private async query(): Promise<CountOutcome> {
+    let operation: 'connect' | 'count' = 'connect'
+    let outcome: CountOutcome
+    try {
+      if (this.closed) throw new BackendError('the server is shutting down', this.backendName, this.backendLocation)
+      const backend = await this.connectedBackend()
+      operation = 'count'
+      this.metrics.backendQueries.inc()
+      const count = await this.call(backend, () => backend.count(), 'count')
+      if (!Number.isSafeInteger(count) || count < 0) {
+        throw new BackendError(`${backend.name} returned an invalid count: ${String(count)}`, backend.name, backend.location)
+      }
+      outcome = {ok: true, count, completedAt: this.now()}
+    } catch (error) {
+      const backendError = this.toBackendError(error)
+      this.metrics.backendErrors.inc({operation, reason: backendError instanceof BackendTimeoutError ? 'timeout' : 'error'})
+      this.discardBackend()
+      outcome = {ok: false, error: backendError, completedAt: this.now()}
+    }
+    this.record(outcome)
+    return outcome
+  }
+
+  private async connectedBackend(): Promise<CountBackend> {
+    if (!this.backend) {
+      this.backend = await this.createBackend()
+      this.remember(this.backend)
+    }
+    const backend = this.backend
+    if (!this.connected) {
+      await this.call(backend, () => backend.connect(), 'connect')
+      this.connected = true
+    }
+    return backend
+  }
+
+  /** Runs one backend call under the timeout; a synchronous throw counts as a failure too. */
+  private call<T>(backend: CountBackend, operation: () => Promise<T>, verb: string): Promise<T> {
+    let pending: Promise<T>
+    try {
+      pending = operation()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return withTimeout(
+      pending,
+      this.timeoutMs,
+      () =>
+        new BackendTimeoutError(
+          `${backend.name} at ${backend.location} did not answer ${verb} within ${this.timeoutMs} ms`,
+          backend.name,
+          backend.location,
+        ),
+    )
+  }
+
+  private discardBackend(): void {
+    const backend = this.backend
+    this.backend = undefined
+    this.connected = false
+    if (backend) this.closeQuietly(backend)
+  }
+
+  private closeQuietly(backend: CountBackend): void {
+    const closing = this.call(backend, () => backend.close(), 'close').then(
+      () => {},
+      () => {},
+    )
+    this.closingInstances.add(closing)
+    void closing.finally(() => this.closingInstances.delete(closing))
+  }
+
+  private remember(backend: CountBackend): void {
+    this.backendName = backend.name
+    this.backendLocation = backend.location
+    this.backendExact = backend.exact
+  }
+
+  private toBackendError(error: unknown): BackendError {
+    const message = this.redact(describeError(error))
+    if (error instanceof BackendTimeoutError) return new BackendTimeoutError(message, error.backend, this.redact(error.location))
+    if (error instanceof BackendError) return new BackendError(message, error.backend, this.redact(error.location), {cause: error})
+    return new BackendError(message, this.backendName, this.redact(this.backendLocation), {cause: error})
+  }
+
+  private record(outcome: CountOutcome): void {
+    const previous = this.lastOutcome
+    this.lastOutcome = outcome
+    this.metrics.backendUp.set(outcome.ok ? 1 : 0)
+    const where = `backend ${this.backendName} ${this.redact(this.backendLocation)}`
+    if (outcome.ok) {
+      this.metrics.uniqueCount.set(outcome.count)
+      if (previous && !previous.ok) this.log(`${where} is available again`)
+    } else if (!previous || previous.ok) {
+      this.log(`${where} is unavailable: ${outcome.error.message}; answering 503 until it is back`)
+    }
+  }
+}
+
+interface Reply {
+  status: number
+  body: string
+  contentType: string
+  headers?: Record<string, string>
+}
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
+const ALLOWED_METHODS = 'GET, HEAD'
+
+function jsonReply(status: number, value: unknown, headers?: Record<string, string>): Reply {
+  return {status, body: `${JSON.stringify(value)}\n`, contentType: JSON_CONTENT_TYPE, headers}
+}
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? '/'
+  const end = raw.search(/[?#]/)
+  return end === -1 ? raw : raw.slice(0, end)
+}
+
+/**
+ * The unique-count HTTP API: `GET /unique_ip_count`, `GET /healthz`, `GET /metrics`.
+ * Use {@link createCountServer}, then `listen`, and `close` to shut down cleanly.
+ */
+export class CountServer {
+  readonly http: http.Server
+  readonly metrics: ServerMetrics
+  private readonly source: CountSource
+  private readonly routes: Record<string, () => Promise<Reply>>
+  private readonly accessLog?: (entry: AccessLogEntry) => void
+  private readonly timeoutMs: number
+  private readonly redact: (text: string) => string
+  private closing: Promise<void> | undefined
+
+  constructor(options: CountServerOptions) {
+    const cacheMs = options.cacheMs ?? DEFAULT_CACHE_MS
+    this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_BACKEND_TIMEOUT_MS
+    if (!(cacheMs >= 0)) throw new RangeError(`cacheMs must be >= 0, got ${cacheMs}`)
+    if (!(this.timeoutMs > 0)) throw new RangeError(`requestTimeoutMs must be > 0, got ${this.timeoutMs}`)
+    const secrets = (options.secrets ?? []).filter((secret) => secret.length > 0)
+    const redact = (text: string): string => secrets.reduce((result, secret) => result.replaceAll(secret, '***'), text)
+    this.redact = redact
+    this.metrics = createServerMetrics()
+    this.accessLog = options.accessLog
+    this.source = new CountSource(
+      options.createBackend,
+      cacheMs,
+      Math.min(cacheMs, MAX_ERROR_CACHE_MS),
+      this.timeoutMs,
+      this.metrics,
+      redact,
+      options.log ?? (() => {}),
+      options.now ?? Date.now,
+    )
+    this.routes = {
+      '/unique_ip_count': () => this.uniqueIpCount(),
+      '/healthz': () => this.healthz(),
+      '/metrics': async () => ({status: 200, body: this.metrics.registry.render(), contentType: PROMETHEUS_CONTENT_TYPE}),
+    }
+    this.http = http.createServer((request, response) => {
+      this.handle(request, response).catch((error: unknown) => {
+        options.log?.(`internal error answering ${request.method} ${pathOf(request.url)}: ${redact(describeError(error))}`)
+        if (!response.headersSent) this.send(request, response, jsonReply(500, {error: 'internal server error'}))
+        else response.destroy()
+      })
+    })
+  }
+
+  get backendName(): string {
+    return this.source.backendName
+  }
+
+  get backendLocation(): string {
+    return this.redact(this.source.backendLocation)
+  }
+
+  /** Creates the first backend instance; a factory error here (bad configuration) rejects. */
+  async init(): Promise<void> {
+    await this.source.init()
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
+  listen(port = DEFAULT_PORT, host = DEFAULT_HOST): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void => {
+        this.http.off('listening', onListening)
+        const reason =
+          error.code === 'EADDRINUSE'
+            ? `port ${port} on ${host} is already in use`
+            : error.code === 'EADDRNOTAVAIL'
+              ? `address ${host} is not available on this machine`
+              : error.code === 'EACCES'
+                ? `permission denied to listen on ${host}:${port}`
+                : error.message
+        reject(new ListenError(`cannot listen on ${host}:${port}: ${reason}`, {cause: error}))
+      }
+      const onListening = (): void => {
+        this.http.off('error', onError)
+        resolve(this.http.address() as AddressInfo)
+      }
+      this.http.once('error', onError)
+      this.http.once('listening', onListening)
+      this.http.listen(port, host)
+    })
+  }
+
+  /** `http://host:port` of the bound address. */
+  get url(): string {
+    const address = this.http.address()
+    if (!address || typeof address === 'string') throw new Error('the server is not listening')
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+    return `http://${host}:${address.port}`
+  }
+
+  /** Queries the backend once (connecting it), e.g. to report its state at start. */
+  async probe(): Promise<{ok: true; count: number} | {ok: false; error: BackendError}> {
+    const {outcome} = await this.source.current()
+    return outcome.ok ? {ok: true, count: outcome.count} : {ok: false, error: outcome.error}
+  }
+
+  /**
+   * Stops accepting connections, lets requests in flight finish (they are bounded by the backend
+   * timeout; connections still open after that are cut), then closes the backend.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => {
+      if (!this.http.listening) resolve()
+      else this.http.close(() => resolve())
+    })
+    this.http.closeIdleConnections()
+    const cutOff = setTimeout(() => this.http.closeAllConnections(), this.timeoutMs * 2 + 1000)
+    try {
+      await stopped
+    } finally {
+      clearTimeout(cutOff)
+    }
+    await this.source.close()
+  }
+
+  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint()
+    const path = pathOf(request.url)
+    const known = Object.hasOwn(this.routes, path)
+    const route = known ? path : 'other'
+    response.once('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      this.metrics.requests.inc({route, status: String(response.statusCode)})
+      this.metrics.requestDuration.observe(seconds, {route})
+      this.accessLog?.({
+        time: new Date().toISOString(),
+        method: request.method ?? '',
+        path,
+        status: response.statusCode,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+      })
+    })
+    // The API takes no request body; drain any so the connection can be reused.
+    request.resume()
+
+    let reply: Reply
+    if (!known) reply = jsonReply(404, {error: `no such path: ${path}`, paths: Object.keys(this.routes)})
+    else if (request.method !== 'GET' && request.method !== 'HEAD') {
+      reply = jsonReply(405, {error: `method ${request.method} not allowed on ${path}: use GET or HEAD`}, {Allow: ALLOWED_METHODS})
+    } else reply = await this.routes[path]()
+    this.send(request, response, reply)
+  }
+
+  private send(request: http.IncomingMessage, response: http.ServerResponse, reply: Reply): void {
+    const body = Buffer.from(reply.body)
+    response.statusCode = reply.status
+    response.setHeader('Content-Type', reply.contentType)
+    response.setHeader('Content-Length', body.length)
+    response.setHeader('Cache-Control', 'no-store')
+    for (const [name, value] of Object.entries(reply.headers ?? {})) response.setHeader(name, value)
+    if (this.closing) response.setHeader('Connection', 'close')
+    if (request.method === 'HEAD') response.end()
+    else response.end(body)
+  }
+
+  private unavailable(error: BackendError): Record<string, string> {
+    return {error: error.message, backend: error.backend, location: error.location}
+  }
+
+  private async uniqueIpCount(): Promise<Reply> {
+    const {outcome} = await this.source.current()
+    if (outcome.ok) return jsonReply(200, {unique_device_ip_count: outcome.count})
+    return jsonReply(503, this.unavailable(outcome.error), {'Retry-After': '1'})
+  }
+
+  private async healthz(): Promise<Reply> {
+    const {outcome} = await this.source.current()
+    const backend = {backend: this.backendName, location: this.backendLocation, exact: this.source.backendExact}
+    if (outcome.ok) return jsonReply(200, {status: 'ok', ...backend})
+    return jsonReply(503, {status: 'unavailable', ...this.unavailable(outcome.error)}, {'Retry-After': '1'})
+  }
+}
+
+/** Creates the server and its first (unconnected) backend instance; call `listen` next. */
+export async function createCountServer(options: CountServerOptions): Promise<CountServer> {
+  const server = new CountServer(options)
+  await server.init()
+  return server
+}

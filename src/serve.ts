@@ -1,7 +1,9 @@
 import http from 'node:http'
 import type {AddressInfo} from 'node:net'
-import {BackendError, type CountBackend} from './backends/backend.js'
+import {BackendError, type CountBackend, supportsRangeCounts} from './backends/backend.js'
+import {buildCountQuery, CountQueryError, type ParsedCountQuery, queryJson, type QueryOptionNames, type SeriesPoint} from './count-query.js'
 import {MetricsRegistry, PROMETHEUS_CONTENT_TYPE, type Counter, type Gauge, type Histogram} from './metrics.js'
+import {formatIsoMillis} from './timestamp.js'
 
 export const DEFAULT_PORT = 5001
 export const DEFAULT_HOST = '127.0.0.1'
@@ -52,6 +54,16 @@ export interface CountServerOptions {
 type CountOutcome =
   | {ok: true; count: number; completedAt: number}
   | {ok: false; error: BackendError; completedAt: number}
+
+/** The answer to a range / error-code query; a CountQueryError is the query's fault (400), not the backend's. */
+type RangeOutcome =
+  | {ok: true; parsed: ParsedCountQuery; count: number; series?: SeriesPoint[]; completedAt: number}
+  | {ok: false; error: BackendError | CountQueryError; completedAt: number}
+
+/** Query parameters of /unique_ip_count, in the names the HTTP API uses. */
+export const COUNT_PARAMETERS: QueryOptionNames = {since: 'since', until: 'until', errorCode: 'error_code', by: 'by'}
+/** Distinct range queries whose answers are kept for the cache time. */
+const MAX_CACHED_RANGE_QUERIES = 100
 
 type CountSourceKind = 'cache' | 'shared' | 'backend'
 
@@ -117,6 +129,8 @@ class CountSource {
   private connected = false
   private lastOutcome: CountOutcome | undefined
   private inFlight: Promise<CountOutcome> | undefined
+  private readonly rangeOutcomes = new Map<string, RangeOutcome>()
+  private readonly rangesInFlight = new Map<string, Promise<RangeOutcome>>()
   private readonly closingInstances = new Set<Promise<void>>()
   private closed = false
   backendName = 'unknown'
@@ -162,10 +176,38 @@ class CountSource {
     return {outcome: await query, source: 'backend'}
   }
 
-  /** Waits for the query in flight, then closes the backend (bounded by the timeout). */
+  /**
+   * The answer to a range / error-code query, cached and shared per `key` (the request's query
+   * string) like the plain count. Never rejects.
+   */
+  async currentRange(key: string, parse: () => ParsedCountQuery): Promise<RangeOutcome> {
+    const cached = this.rangeOutcomes.get(key)
+    if (cached && this.isFresh(cached)) {
+      this.metrics.cacheHits.inc()
+      return cached
+    }
+    const flying = this.rangesInFlight.get(key)
+    if (flying) {
+      this.metrics.sharedQueries.inc()
+      return flying
+    }
+    const query = this.queryRange(parse).then((outcome) => {
+      this.rangeOutcomes.delete(key)
+      this.rangeOutcomes.set(key, outcome)
+      // Maps iterate in insertion order: the first key is the oldest answer.
+      if (this.rangeOutcomes.size > MAX_CACHED_RANGE_QUERIES) this.rangeOutcomes.delete(this.rangeOutcomes.keys().next().value as string)
+      return outcome
+    })
+    const shared = query.finally(() => this.rangesInFlight.delete(key))
+    this.rangesInFlight.set(key, shared)
+    return shared
+  }
+
+  /** Waits for the queries in flight, then closes the backend (bounded by the timeout). */
   async close(): Promise<void> {
     this.closed = true
     if (this.inFlight) await this.inFlight
+    await Promise.all(this.rangesInFlight.values())
     const backend = this.backend
     this.backend = undefined
     this.connected = false
@@ -173,7 +215,7 @@ class CountSource {
     await Promise.all(this.closingInstances)
   }
 
-  private isFresh(outcome: CountOutcome): boolean {
+  private isFresh(outcome: {ok: boolean; completedAt: number}): boolean {
     const age = this.now() - outcome.completedAt
     return age >= 0 && age < (outcome.ok ? this.cacheMs : this.errorCacheMs)
   }
@@ -199,6 +241,34 @@ class CountSource {
     }
     this.record(outcome)
     return outcome
+  }
+
+  private async queryRange(parse: () => ParsedCountQuery): Promise<RangeOutcome> {
+    let operation: 'connect' | 'count' = 'connect'
+    try {
+      // Relative bounds (since=24h) are read against the time of the query.
+      const parsed = parse()
+      if (this.closed) throw new BackendError('the server is shutting down', this.backendName, this.backendLocation)
+      const backend = await this.connectedBackend()
+      if (!supportsRangeCounts(backend)) throw new CountQueryError(`the ${backend.name} backend cannot count time ranges or error codes`)
+      operation = 'count'
+      this.metrics.backendQueries.inc()
+      const {query, by} = parsed
+      const [count, series] = await this.call(
+        backend,
+        () => Promise.all([backend.countUnique(query), by && query.sinceMs !== undefined && query.untilMs !== undefined ? backend.countSeries({...query, sinceMs: query.sinceMs, untilMs: query.untilMs}, by) : undefined]),
+        'count',
+      )
+      this.metrics.backendUp.set(1)
+      return {ok: true, parsed, count, series, completedAt: this.now()}
+    } catch (error) {
+      if (error instanceof CountQueryError) return {ok: false, error, completedAt: this.now()}
+      const backendError = this.toBackendError(error)
+      this.metrics.backendErrors.inc({operation, reason: backendError instanceof BackendTimeoutError ? 'timeout' : 'error'})
+      this.discardBackend()
+      this.metrics.backendUp.set(0)
+      return {ok: false, error: backendError, completedAt: this.now()}
+    }
   }
 
   private async connectedBackend(): Promise<CountBackend> {
@@ -305,10 +375,11 @@ export class CountServer {
   readonly http: http.Server
   readonly metrics: ServerMetrics
   private readonly source: CountSource
-  private readonly routes: Record<string, () => Promise<Reply>>
+  private readonly routes: Record<string, (url: URL) => Promise<Reply>>
   private readonly accessLog?: (entry: AccessLogEntry) => void
   private readonly timeoutMs: number
   private readonly redact: (text: string) => string
+  private readonly now: () => number
   private closing: Promise<void> | undefined
 
   constructor(options: CountServerOptions) {
@@ -319,6 +390,7 @@ export class CountServer {
     const secrets = (options.secrets ?? []).filter((secret) => secret.length > 0)
     const redact = (text: string): string => secrets.reduce((result, secret) => result.replaceAll(secret, '***'), text)
     this.redact = redact
+    this.now = options.now ?? Date.now
     this.metrics = createServerMetrics()
     this.accessLog = options.accessLog
     this.source = new CountSource(
@@ -332,7 +404,7 @@ export class CountServer {
       options.now ?? Date.now,
     )
     this.routes = {
-      '/unique_ip_count': () => this.uniqueIpCount(),
+      '/unique_ip_count': (url) => this.uniqueIpCount(url),
       '/healthz': () => this.healthz(),
       '/metrics': async () => ({status: 200, body: this.metrics.registry.render(), contentType: PROMETHEUS_CONTENT_TYPE}),
     }
@@ -445,7 +517,7 @@ export class CountServer {
     if (!known) reply = jsonReply(404, {error: `no such path: ${path}`, paths: Object.keys(this.routes)})
     else if (request.method !== 'GET' && request.method !== 'HEAD') {
       reply = jsonReply(405, {error: `method ${request.method} not allowed on ${path}: use GET or HEAD`}, {Allow: ALLOWED_METHODS})
-    } else reply = await this.routes[path]()
+    } else reply = await this.routes[path](new URL(request.url ?? '/', 'http://localhost'))
     this.send(request, response, reply)
   }
 
@@ -465,10 +537,52 @@ export class CountServer {
     return {error: error.message, backend: error.backend, location: error.location}
   }
 
-  private async uniqueIpCount(): Promise<Reply> {
+  /**
+   * Without query parameters: the all-time count, as always. With `since`, `until`, `error_code`
+   * (repeatable or comma-separated) and `by` (hour|day), the same query as `ipc count` with those
+   * flags, answered with the query and, for `by`, a `series`; invalid values answer 400. Other
+   * parameters are ignored, as they always were (cache busters, `pretty`).
+   */
+  private async uniqueIpCount(url: URL): Promise<Reply> {
+    const parameters = url.searchParams
+    const accepted: string[] = Object.values(COUNT_PARAMETERS)
+    if ([...parameters.keys()].some((name) => accepted.includes(name))) return this.rangeCount(parameters)
     const {outcome} = await this.source.current()
     if (outcome.ok) return jsonReply(200, {unique_device_ip_count: outcome.count})
     return jsonReply(503, this.unavailable(outcome.error), {'Retry-After': '1'})
+  }
+
+  private async rangeCount(parameters: URLSearchParams): Promise<Reply> {
+    const accepted: string[] = Object.values(COUNT_PARAMETERS)
+    for (const name of new Set(parameters.keys())) {
+      if (name !== COUNT_PARAMETERS.errorCode && accepted.includes(name) && parameters.getAll(name).length > 1) {
+        return jsonReply(400, {error: `query parameter "${name}" given more than once`})
+      }
+    }
+    const input = {
+      since: parameters.get(COUNT_PARAMETERS.since) ?? undefined,
+      until: parameters.get(COUNT_PARAMETERS.until) ?? undefined,
+      errorCodes: parameters.getAll(COUNT_PARAMETERS.errorCode).flatMap((value) => value.split(',')),
+      by: parameters.get(COUNT_PARAMETERS.by) ?? undefined,
+    }
+    const key = [...parameters.entries()]
+      .filter(([name]) => accepted.includes(name))
+      .map(([name, value]) => `${name}=${value}`)
+      .sort()
+      .join('&')
+    const outcome = await this.source.currentRange(key, () => buildCountQuery(input, this.now(), COUNT_PARAMETERS))
+    if (!outcome.ok) {
+      if (outcome.error instanceof CountQueryError) return jsonReply(400, {error: outcome.error.message})
+      return jsonReply(503, this.unavailable(outcome.error), {'Retry-After': '1'})
+    }
+    const {query, by} = outcome.parsed
+    const series = outcome.series?.map((point) => ({bucket: formatIsoMillis(point.startMs), count: point.count}))
+    return jsonReply(200, {
+      unique_device_ip_count: outcome.count,
+      exact: this.source.backendExact,
+      ...queryJson(query),
+      ...(by && series ? {by, series} : {}),
+    })
   }
 
   private async healthz(): Promise<Reply> {

@@ -1,3 +1,5 @@
+import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../count-query.js'
+
 /** One valid, normalised network event, as every backend receives it. */
 export interface DeviceEvent {
   /** Event time, epoch milliseconds UTC (from the parsed `timestamp` field). */
@@ -41,6 +43,32 @@ export interface CountBackend {
   count(): Promise<number>
   /** Flushes and releases connections and timers. */
   close(): Promise<void>
+}
+
+/**
+ * How a backend applies the time bounds of a query: `exact` to the millisecond, or `hour`: the range
+ * is widened to whole UTC hours (the start rounded down, the end rounded up).
+ */
+export type TimeResolution = 'exact' | 'hour'
+
+/**
+ * A backend that also counts a time range and error codes (`ipc count --since/--until/--error-code/--by`).
+ * Every built-in backend is one; see {@link supportsRangeCounts}.
+ */
+export interface RangeCountBackend extends CountBackend {
+  readonly timeResolution: TimeResolution
+  /** Distinct device IPs with at least one event in the query's range and error codes. */
+  countUnique(query: CountQuery): Promise<number>
+  /**
+   * Distinct device IPs per UTC hour or day, one point for every bucket the range touches (0 where no
+   * event), in order; each bucket counts only its part inside the range.
+   */
+  countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]>
+}
+
+export function supportsRangeCounts(backend: CountBackend): backend is RangeCountBackend {
+  const candidate = backend as Partial<RangeCountBackend>
+  return typeof candidate.countUnique === 'function' && typeof candidate.countSeries === 'function'
 }
 
 /** A backend could not be reached or refused an operation. `location` names where, never a password. */

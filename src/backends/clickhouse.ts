@@ -1,23 +1,36 @@
 import {type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient} from '@clickhouse/client'
-import {quoteSqlIdentifier} from '../identifiers.js'
+import {
+  BUCKET_MS,
+  bucketCeil,
+  bucketStart,
+  type BoundedCountQuery,
+  type BucketSize,
+  type CountQuery,
+  denseSeries,
+  type SeriesPoint,
+  validateQuery,
+} from '../count-query.js'
+import {quoteSqlIdentifier, validateSqlIdentifier} from '../identifiers.js'
 import {
   type AddReceipt,
   BackendError,
-  type CountBackend,
   DEFAULT_RETRY_POLICY,
   type DeviceEvent,
   errorReason,
+  type RangeCountBackend,
   type RetryPolicy,
   retryWithBackoff,
   urlWithoutCredentials,
 } from './backend.js'
-import type {BackendOptions} from './registry.js'
+import type {BackendOptions, ClusterDdlMode} from './registry.js'
 
 export const DEFAULT_BATCH_SIZE = 10_000
 export const DEFAULT_FLUSH_INTERVAL_MS = 30_000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 export const DEFAULT_TABLE = 'events'
 export const READ_EVENTS_LIMIT = 10_000
+/** Filling the rollups from an existing events table (once, after upgrading) may take this long. */
+export const BACKFILL_TIMEOUT_MS = 3_600_000
 
 /**
  * How the event time is stored.
@@ -48,14 +61,17 @@ export function supportsDateTime64(version: string): boolean {
   return major > 20 || (major === 20 && (minor ?? 0) >= 1)
 }
 
-/** The CREATE TABLE statement for `table` (already validated and quoted) in the given layout. */
-export function createTableSql(qualifiedTable: string, layout: TimestampLayout): string {
+/**
+ * The CREATE TABLE statement for `table` (already validated and quoted) in the given layout;
+ * `onCluster` (already quoted) adds `ON CLUSTER`.
+ */
+export function createTableSql(qualifiedTable: string, layout: TimestampLayout, onCluster?: string): string {
   const timestampColumns =
     layout === 'datetime64'
       ? `timestamp DateTime64(3, 'UTC')`
       : `timestamp_ms Int64,\n  timestamp DateTime('UTC') MATERIALIZED toDateTime(intDiv(timestamp_ms, 1000), 'UTC')`
   return [
-    `CREATE TABLE IF NOT EXISTS ${qualifiedTable} (`,
+    `CREATE TABLE IF NOT EXISTS ${qualifiedTable}${onCluster ? ` ON CLUSTER ${onCluster}` : ''} (`,
     `  ${timestampColumns},`,
     `  device_ip String,`,
     `  error_code Int8`,
@@ -63,6 +79,258 @@ export function createTableSql(qualifiedTable: string, layout: TimestampLayout):
     `PARTITION BY toYYYYMM(timestamp)`,
     `ORDER BY device_ip`,
   ].join('\n')
+}
+
+/**
+ * Table names of one events table and its rollups. Single server: `events`, `events_devices`,
+ * `events_hourly`. Cluster: those names are Distributed tables over `events_local`,
+ * `events_devices_local`, `events_hourly_local` on every node.
+ */
+export interface SchemaTables {
+  /** What inserts and raw queries use (the Distributed table in a cluster). */
+  events: string
+  devices: string
+  hourly: string
+  /** The MergeTree tables holding the data (the same as the above on a single server). */
+  eventsLocal: string
+  devicesLocal: string
+  hourlyLocal: string
+  devicesView: string
+  hourlyView: string
+  /** Exists once the rollups hold every event that was in the events table before they existed. */
+  rollupsReady: string
+}
+
+export function schemaTables(table: string, clustered: boolean): SchemaTables {
+  const local = (name: string) => (clustered ? `${name}_local` : name)
+  return {
+    events: table,
+    devices: `${table}_devices`,
+    hourly: `${table}_hourly`,
+    eventsLocal: local(table),
+    devicesLocal: local(`${table}_devices`),
+    hourlyLocal: local(`${table}_hourly`),
+    devicesView: `${table}_devices_mv`,
+    hourlyView: `${table}_hourly_mv`,
+    rollupsReady: `${table}_rollups_ready`,
+  }
+}
+
+export interface SchemaOptions {
+  database: string
+  table: string
+  layout: TimestampLayout
+  /** Cluster name (remote_servers) for local + Distributed tables. */
+  cluster?: string
+  /** `on-cluster` (default): every statement runs ON CLUSTER; `local`: on the connected server only. */
+  clusterDdl?: ClusterDdlMode
+}
+
+/**
+ * Every statement that creates the events table and its rollups, in order (all IF NOT EXISTS):
+ * - the events MergeTree (see {@link createTableSql});
+ * - `<table>_devices`: ReplacingMergeTree of distinct device IPs, filled by a materialized view: the
+ *   all-time count reads this table, whose size follows the number of devices, not of events;
+ * - `<table>_hourly`: ReplacingMergeTree of distinct (UTC hour, error code, device IP), ordered by
+ *   hour, filled by a materialized view: range and error-code counts read only the hours they need.
+ * Duplicates (before background merges, or from retried inserts) are harmless: every count is
+ * `uniqExact`. With a cluster the MergeTree tables are `*_local` on every node and the plain names
+ * are Distributed tables over them, sharded by device IP.
+ * Names are validated here; the result is safe to run as is.
+ */
+export function createSchemaSql(options: SchemaOptions): string[] {
+  const database = quoteSqlIdentifier(options.database, 'ClickHouse database name')
+  const tables = schemaTables(validateSqlIdentifier(options.table, 'ClickHouse table name'), options.cluster !== undefined)
+  const q = (name: string) => `${database}.${quoteSqlIdentifier(name, 'ClickHouse table name')}`
+  const cluster = options.cluster === undefined ? undefined : quoteSqlIdentifier(options.cluster, 'ClickHouse cluster name')
+  const onCluster = cluster && (options.clusterDdl ?? 'on-cluster') === 'on-cluster' ? ` ON CLUSTER ${cluster}` : ''
+  const statements = [
+    `CREATE DATABASE IF NOT EXISTS ${database}${onCluster}`,
+    createTableSql(q(tables.eventsLocal), options.layout, onCluster ? cluster : undefined),
+    [
+      `CREATE TABLE IF NOT EXISTS ${q(tables.devicesLocal)}${onCluster} (`,
+      `  device_ip String`,
+      `) ENGINE = ReplacingMergeTree`,
+      `ORDER BY device_ip`,
+    ].join('\n'),
+    [
+      `CREATE TABLE IF NOT EXISTS ${q(tables.hourlyLocal)}${onCluster} (`,
+      `  hour DateTime('UTC'),`,
+      `  error_code Int8,`,
+      `  device_ip String`,
+      `) ENGINE = ReplacingMergeTree`,
+      `PARTITION BY toYYYYMM(hour)`,
+      `ORDER BY (hour, error_code, device_ip)`,
+    ].join('\n'),
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(tables.devicesView)}${onCluster} TO ${q(tables.devicesLocal)} AS\n` +
+      `SELECT DISTINCT device_ip FROM ${q(tables.eventsLocal)}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(tables.hourlyView)}${onCluster} TO ${q(tables.hourlyLocal)} AS\n` +
+      `SELECT DISTINCT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.eventsLocal)}`,
+  ]
+  if (options.cluster !== undefined) {
+    const engine = (local: string) =>
+      `ENGINE = Distributed(${sqlString(options.cluster as string)}, ${sqlString(options.database)}, ${sqlString(local)}, cityHash64(device_ip))`
+    const distributed = (name: string, local: string) => `CREATE TABLE IF NOT EXISTS ${q(name)}${onCluster} AS ${q(local)}\n${engine(local)}`
+    // Old servers (epoch-ms layout) forward a MATERIALIZED column in Distributed inserts, which the
+    // local table then refuses: there `timestamp` is an ALIAS of the same expression instead.
+    const distributedEvents =
+      options.layout === 'epoch-ms'
+        ? [
+            `CREATE TABLE IF NOT EXISTS ${q(tables.events)}${onCluster} (`,
+            `  timestamp_ms Int64,`,
+            `  timestamp DateTime('UTC') ALIAS toDateTime(intDiv(timestamp_ms, 1000), 'UTC'),`,
+            `  device_ip String,`,
+            `  error_code Int8`,
+            `) ${engine(tables.eventsLocal)}`,
+          ].join('\n')
+        : distributed(tables.events, tables.eventsLocal)
+    statements.push(
+      distributedEvents,
+      distributed(tables.devices, tables.devicesLocal),
+      distributed(tables.hourly, tables.hourlyLocal),
+    )
+  }
+  return statements
+}
+
+/**
+ * Statements that fill the rollups from events stored before the rollups existed, then mark them
+ * complete (single server; run after the materialized views exist, so no event is missed — events
+ * both copied and seen by a view are duplicates, which the counts ignore).
+ */
+export function backfillRollupsSql(database: string, table: string): string[] {
+  const tables = schemaTables(table, false)
+  const q = (name: string) => `${quoteSqlIdentifier(database, 'ClickHouse database name')}.${quoteSqlIdentifier(name, 'ClickHouse table name')}`
+  return [
+    `INSERT INTO ${q(tables.devices)} (device_ip) SELECT device_ip FROM ${q(tables.events)}`,
+    `INSERT INTO ${q(tables.hourly)} (hour, error_code, device_ip) SELECT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.events)}`,
+    `CREATE TABLE IF NOT EXISTS ${q(tables.rollupsReady)} (created_at DateTime DEFAULT now()) ENGINE = TinyLog`,
+  ]
+}
+
+/** UTC hour of an event, in both layouts (`timestamp` is DateTime or DateTime64). */
+const HOUR_OF_EVENT = 'toStartOfHour(timestamp)'
+
+/** The rollup's `hour` is a DateTime: seconds 0 to 2^32 - 1. Hours outside are counted from the raw events. */
+const ROLLUP_MIN_MS = 0
+const ROLLUP_END_MS = bucketStart(2 ** 32 * 1000, 'hour')
+/** DateTime64 holds 1900-01-01 to 2299-12-31 on the servers that have it. */
+const DATETIME64_MIN_MS = Date.UTC(1900, 0, 1)
+const DATETIME64_END_MS = Date.UTC(2300, 0, 1)
+
+/** Where the parts of a range are counted from: whole hours from the rollup, the rest from the events. */
+export interface RangePlan {
+  rollupHours?: {sinceMs: number; untilMs: number}
+  /** Raw event ranges; undefined bounds are open. */
+  raw: Array<{sinceMs?: number; untilMs?: number}>
+}
+
+/** Splits a range into whole UTC hours the hourly rollup can answer and the parts left for the events table. */
+export function planRange(sinceMs: number | undefined, untilMs: number | undefined, useRollups: boolean): RangePlan {
+  if (!useRollups) return {raw: [{sinceMs, untilMs}]}
+  const first = Math.max(sinceMs === undefined ? ROLLUP_MIN_MS : bucketCeil(sinceMs, 'hour'), ROLLUP_MIN_MS)
+  const end = Math.min(untilMs === undefined ? ROLLUP_END_MS : bucketStart(untilMs, 'hour'), ROLLUP_END_MS)
+  if (first >= end) return {raw: [{sinceMs, untilMs}]}
+  const raw: RangePlan['raw'] = []
+  if (sinceMs === undefined || sinceMs < first) raw.push({sinceMs, untilMs: first})
+  if (untilMs === undefined || end < untilMs) raw.push({sinceMs: end, untilMs})
+  return {rollupHours: {sinceMs: first, untilMs: end}, raw}
+}
+
+/** Qualified, quoted names the count queries read. */
+export interface QueryTables {
+  events: string
+  devices: string
+  hourly: string
+}
+
+function errorCodeCondition(codes: readonly number[]): string[] {
+  return codes.length === 0 ? [] : [`error_code IN (${codes.map((code) => String(Math.trunc(code))).join(', ')})`]
+}
+
+/** WHERE conditions selecting raw events in [sinceMs, untilMs), using the part min/max index where possible. */
+export function rawRangeConditions(layout: TimestampLayout, sinceMs: number | undefined, untilMs: number | undefined): string[] {
+  if (layout === 'datetime64') {
+    if ((untilMs !== undefined && untilMs <= DATETIME64_MIN_MS) || (sinceMs !== undefined && sinceMs >= DATETIME64_END_MS)) return ['0']
+    const conditions: string[] = []
+    if (sinceMs !== undefined && sinceMs > DATETIME64_MIN_MS) conditions.push(`timestamp >= toDateTime64('${formatDateTime64(sinceMs)}', 3, 'UTC')`)
+    if (untilMs !== undefined && untilMs < DATETIME64_END_MS) conditions.push(`timestamp < toDateTime64('${formatDateTime64(untilMs)}', 3, 'UTC')`)
+    return conditions
+  }
+  const conditions: string[] = []
+  if (sinceMs !== undefined) conditions.push(`timestamp_ms >= ${sinceMs}`)
+  if (untilMs !== undefined) conditions.push(`timestamp_ms < ${untilMs}`)
+  // The materialized whole-second `timestamp` is in the partition key, so each part keeps its min and
+  // max: conditions on it skip parts outside the range. It is exact only from 1970 to 2106.
+  if (sinceMs !== undefined && sinceMs >= 0 && sinceMs < 2 ** 32 * 1000) {
+    conditions.push(`timestamp >= toDateTime(${Math.floor(sinceMs / 1000)})`)
+    if (untilMs !== undefined && untilMs <= 2 ** 32 * 1000) conditions.push(`timestamp <= toDateTime(${Math.floor((untilMs - 1) / 1000)})`)
+  }
+  return conditions
+}
+
+function where(conditions: readonly string[]): string {
+  return conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`
+}
+
+/** Epoch-ms expression of the raw event time. */
+function rawEventMs(layout: TimestampLayout): string {
+  return layout === 'datetime64' ? 'toUnixTimestamp64Milli(timestamp)' : 'timestamp_ms'
+}
+
+/** The device-IP sources (sub-selects) answering a range query, optionally with a bucket column. */
+function rangeSources(tables: QueryTables, layout: TimestampLayout, query: CountQuery, useRollups: boolean, by?: BucketSize): string[] {
+  const codes = errorCodeCondition(query.errorCodes)
+  const plan = planRange(query.sinceMs, query.untilMs, useRollups)
+  const sources: string[] = []
+  if (plan.rollupHours) {
+    const {sinceMs, untilMs} = plan.rollupHours
+    const bucket = by === undefined ? '' : `toInt64(intDiv(toUInt32(hour), ${BUCKET_MS[by] / 1000}) * ${BUCKET_MS[by]}) AS bucket, `
+    sources.push(
+      `SELECT ${bucket}device_ip FROM ${tables.hourly}` +
+        where([`hour >= toDateTime(${sinceMs / 1000})`, `hour < toDateTime(${untilMs / 1000})`, ...codes]),
+    )
+  }
+  if (plan.raw.length > 0) {
+    const ms = rawEventMs(layout)
+    const size = by === undefined ? 0 : BUCKET_MS[by]
+    // Floor to the bucket also before 1970 (% keeps the sign of the dividend).
+    const bucket = by === undefined ? '' : `toInt64(${ms} - ((${ms} % ${size}) + ${size}) % ${size}) AS bucket, `
+    // Both partial edges in one pass: the events table is ordered by device, so a time range
+    // reads the whole of every partition (month) it touches.
+    const ranges = plan.raw.map((range) => rawRangeConditions(layout, range.sinceMs, range.untilMs))
+    const time = ranges.length === 1 ? ranges[0] : [`(${ranges.map((conditions) => `(${conditions.join(' AND ') || '1'})`).join(' OR ')})`]
+    sources.push(`SELECT ${bucket}device_ip FROM ${tables.events}${where([...time, ...codes])}`)
+  }
+  return sources
+}
+
+/**
+ * The query for the distinct devices of `query`: all-time from the devices rollup, error codes alone
+ * from the hourly rollup, ranges from the hourly rollup for whole hours plus the events table for the
+ * partial hours at the ends (exact to the millisecond). Without rollups everything reads the events.
+ */
+export function countUniqueSql(tables: QueryTables, layout: TimestampLayout, query: CountQuery, useRollups: boolean): string {
+  const codes = errorCodeCondition(query.errorCodes)
+  if (query.sinceMs === undefined && query.untilMs === undefined) {
+    if (!useRollups) return `SELECT uniqExact(device_ip) AS count FROM ${tables.events}${where(codes)}`
+    return codes.length === 0
+      ? `SELECT uniqExact(device_ip) AS count FROM ${tables.devices}`
+      : `SELECT uniqExact(device_ip) AS count FROM ${tables.hourly}${where(codes)}`
+  }
+  const sources = rangeSources(tables, layout, query, useRollups)
+  if (sources.length === 1) return sources[0].replace(/^SELECT device_ip FROM/, 'SELECT uniqExact(device_ip) AS count FROM')
+  return `SELECT uniqExact(device_ip) AS count FROM (\n  ${sources.join('\n  UNION ALL\n  ')}\n)`
+}
+
+/** Distinct devices per bucket (epoch-ms `bucket`, only buckets with events) of a bounded query. */
+export function countSeriesSql(tables: QueryTables, layout: TimestampLayout, query: BoundedCountQuery, by: BucketSize, useRollups: boolean): string {
+  const sources = rangeSources(tables, layout, query, useRollups, by)
+  return `SELECT bucket, uniqExact(device_ip) AS count FROM (\n  ${sources.join('\n  UNION ALL\n  ')}\n) GROUP BY bucket ORDER BY bucket`
+}
+
+function sqlString(value: string): string {
+  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
 }
 
 /** Epoch milliseconds → `2021-12-03 16:15:30.123`, the text form DateTime64(3, 'UTC') reads. */
@@ -107,6 +375,12 @@ function newBatch(): Batch {
 /**
  * Exact count over an events table in ClickHouse (`uniqExact(device_ip)`), keeping every event.
  *
+ * Two rollups filled by materialized views on every insert (see {@link createSchemaSql}) keep counts
+ * fast as the table grows: the all-time count reads the distinct devices, range and error-code counts
+ * read distinct (hour, error code, device) rows of the hours they need, plus the raw events of
+ * partial hours at the ends of a range, so every count stays exact. Rollups added to an existing
+ * events table are filled from it once, by the first `connect()`.
+ *
  * Events are buffered and inserted as one JSONEachRow batch when the buffer holds `batchSize` rows,
  * or `flushIntervalMs` after the buffer's first row arrived, whichever comes first — also when no
  * further events arrive. One insert is in flight at a time and batches are inserted in order; while
@@ -118,16 +392,23 @@ function newBatch(): Batch {
  * a retry can store some events twice. Duplicates do not change the distinct count; `rowCount()`
  * may then exceed the number of events consumed.
  */
-export class ClickHouseBackend implements CountBackend {
+export class ClickHouseBackend implements RangeCountBackend {
   readonly name = 'clickhouse'
   readonly exact = true
+  readonly timeResolution = 'exact'
   readonly location: string
   readonly database: string
   readonly table: string
   readonly batchSize: number
   readonly flushIntervalMs: number
+  /** Cluster name when the tables are local tables on every node plus Distributed tables. */
+  readonly cluster?: string
+  readonly clusterDdl: ClusterDdlMode
   private readonly client: ClickHouseClient
+  private readonly clientOptions: Parameters<typeof createClient>[0]
   private readonly qualifiedTable: string
+  private readonly queryTables: QueryTables
+  private rollupsReady = false
   private readonly retryPolicy: RetryPolicy
   private readonly onError?: (error: BackendError) => void
   private connecting?: Promise<void>
@@ -149,6 +430,14 @@ export class ClickHouseBackend implements CountBackend {
     this.database = options.clickhouseDatabase
     this.table = options.clickhouseTable ?? DEFAULT_TABLE
     this.qualifiedTable = `${database}.${table}`
+    if (options.clickhouseCluster !== undefined) this.cluster = validateSqlIdentifier(options.clickhouseCluster, 'ClickHouse cluster name')
+    this.clusterDdl = options.clickhouseClusterDdl ?? 'on-cluster'
+    const tables = schemaTables(this.table, this.cluster !== undefined)
+    this.queryTables = {
+      events: this.qualifiedTable,
+      devices: `${database}.${quoteSqlIdentifier(tables.devices, 'ClickHouse table name')}`,
+      hourly: `${database}.${quoteSqlIdentifier(tables.hourly, 'ClickHouse table name')}`,
+    }
     this.batchSize = positiveInteger(options.batchSize ?? DEFAULT_BATCH_SIZE, 'batch size')
     this.flushIntervalMs = positiveInteger(options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS, 'flush interval')
     this.retryPolicy = {...DEFAULT_RETRY_POLICY, maxRetryTimeMs: options.maxRetryTimeMs}
@@ -158,14 +447,20 @@ export class ClickHouseBackend implements CountBackend {
     const password = url.password ? decodeURIComponent(url.password) : options.clickhousePassword
     url.username = ''
     url.password = ''
-    this.client = createClient({
+    this.clientOptions = {
       url: url.toString(),
       username,
       password,
       request_timeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       // Errors reach the caller as BackendErrors; the client's own logger would print stack traces.
       log: {level: ClickHouseLogLevel.OFF},
-    })
+    }
+    this.client = createClient(this.clientOptions)
+  }
+
+  /** Whether counts read the rollups (known after `connect()`; false before). */
+  get usesRollups(): boolean {
+    return this.rollupsReady
   }
 
   /** The timestamp layout of the table; known after `connect()`. */
@@ -224,9 +519,27 @@ export class ClickHouseBackend implements CountBackend {
     await target.written
   }
 
+  /** Distinct device IPs stored: from the devices rollup once connected, else from the events table. */
   async count(): Promise<number> {
-    const [row] = await this.select<{count: string | number}>('counting distinct device IPs', `SELECT uniqExact(device_ip) AS count FROM ${this.qualifiedTable}`)
+    const sql = countUniqueSql(this.queryTables, this.layout ?? 'epoch-ms', {errorCodes: []}, this.rollupsReady)
+    const [row] = await this.select<{count: string | number}>('counting distinct device IPs', sql)
     return Number(row.count)
+  }
+
+  async countUnique(query: CountQuery): Promise<number> {
+    validateQuery(query)
+    await this.connect()
+    const sql = countUniqueSql(this.queryTables, this.layout as TimestampLayout, query, this.rollupsReady)
+    const [row] = await this.select<{count: string | number}>('counting distinct device IPs', sql)
+    return Number(row.count)
+  }
+
+  async countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]> {
+    validateQuery(query)
+    await this.connect()
+    const sql = countSeriesSql(this.queryTables, this.layout as TimestampLayout, query, by, this.rollupsReady)
+    const rows = await this.select<{bucket: string | number; count: string | number}>(`counting distinct device IPs per ${by}`, sql)
+    return denseSeries(query, by, new Map(rows.map((row) => [Number(row.bucket), Number(row.count)])))
   }
 
   /** Number of rows in the table (events stored, including duplicates from retried inserts). */
@@ -264,9 +577,60 @@ export class ClickHouseBackend implements CountBackend {
     // Newer servers refuse an insert touching more than 100 partitions (months) by default;
     // a batch of old events may span more, and a refused batch would be retried for ever.
     if (serverHasDateTime64) this.insertSettings = {max_partitions_per_insert_block: '0'}
-    await this.command('creating the database', `CREATE DATABASE IF NOT EXISTS ${quoteSqlIdentifier(this.database, 'ClickHouse database name')}`)
-    await this.command('creating the table', createTableSql(this.qualifiedTable, serverHasDateTime64 ? 'datetime64' : 'epoch-ms'))
+    // In a cluster an insert returns once every shard has its rows, so a receipt means durable there.
+    if (this.cluster !== undefined) this.insertSettings = {...this.insertSettings, insert_distributed_sync: '1'}
+    const statements = createSchemaSql({
+      database: this.database,
+      table: this.table,
+      layout: serverHasDateTime64 ? 'datetime64' : 'epoch-ms',
+      cluster: this.cluster,
+      clusterDdl: this.clusterDdl,
+    })
+    const [createDatabase, createEvents, ...createRollups] = statements
+    try {
+      await this.command('creating the database', createDatabase)
+    } catch (error) {
+      if (this.cluster === undefined || this.clusterDdl !== 'on-cluster') throw error
+      throw new BackendError(
+        `${(error as Error).message}; ON CLUSTER DDL needs distributed DDL (ZooKeeper or ClickHouse Keeper) on the cluster: ` +
+          'without it, create the tables on every node with --clickhouse-cluster-ddl local',
+        this.name,
+        this.location,
+        {cause: (error as Error).cause ?? error},
+      )
+    }
+    await this.command('creating the table', createEvents)
+    if (this.cluster !== undefined) {
+      for (const statement of createRollups) await this.command('creating the cluster tables', statement)
+      this.layout = await this.detectLayout()
+      // Cluster rollups are created together with the tables; see "Scaling out" for adding them to existing data.
+      this.rollupsReady = true
+      return
+    }
     this.layout = await this.detectLayout()
+    for (const statement of createRollups) await this.command('creating the rollups', statement)
+    this.rollupsReady = await this.ensureRollupsFilled()
+  }
+
+  /** Fills the rollups from the events table once (they were added to an existing table); true when complete. */
+  private async ensureRollupsFilled(): Promise<boolean> {
+    const tables = schemaTables(this.table, false)
+    const marker = `${quoteSqlIdentifier(this.database, 'ClickHouse database name')}.${quoteSqlIdentifier(tables.rollupsReady, 'ClickHouse table name')}`
+    const [exists] = await this.select<Record<string, string | number>>('checking the rollups', `EXISTS TABLE ${marker}`)
+    if (Number(Object.values(exists)[0]) === 1) return true
+    const backfill = createClient({...this.clientOptions, request_timeout: BACKFILL_TIMEOUT_MS})
+    try {
+      for (const statement of backfillRollupsSql(this.database, this.table)) {
+        try {
+          await backfill.command({query: statement})
+        } catch (error) {
+          throw this.failure('filling the rollups from the existing events', error)
+        }
+      }
+    } finally {
+      await backfill.close()
+    }
+    return true
   }
 
   private async detectLayout(): Promise<TimestampLayout> {

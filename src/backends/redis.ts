@@ -1,61 +1,244 @@
-import {createClient, ErrorReply} from 'redis'
+import {createHash, randomBytes} from 'node:crypto'
+import {createClient, createCluster, ErrorReply} from 'redis'
+import {
+  type BoundedCountQuery,
+  bucketCeil,
+  bucketStart,
+  type BucketSize,
+  type CountQuery,
+  CountQueryError,
+  denseSeries,
+  HOUR_MS,
+  isAllTime,
+  seriesBuckets,
+  type SeriesPoint,
+  validateQuery,
+} from '../count-query.js'
 import {validateRedisKey} from '../identifiers.js'
+import {formatIsoMillis} from '../timestamp.js'
 import {
   type AddReceipt,
   BackendError,
-  type CountBackend,
   DEFAULT_RETRY_POLICY,
   type DeviceEvent,
   errorReason,
+  type RangeCountBackend,
   type RetryPolicy,
   retryWithBackoff,
   urlWithoutCredentials,
 } from './backend.js'
-import type {BackendOptions} from './registry.js'
+import {type BackendOptions, DEFAULT_REDIS_BUCKET_TTL_MS} from './registry.js'
 
-/** Elements per PFADD command; larger calls are split and pipelined in one round trip. */
-export const PFADD_CHUNK_SIZE = 10_000
+/** Elements per PFADD call inside the write script (Lua's unpack has a limit of a few thousand). */
+export const PFADD_CHUNK_SIZE = 1000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+/** Keys per PFCOUNT; a union of more keys is PFMERGEd into a temporary key in chunks of this size. */
+export const PFCOUNT_MAX_KEYS = 1000
+/** A temporary union key disappears after this long even if the process that made it dies. */
+const TEMPORARY_KEY_TTL_SECONDS = 60
+
+/**
+ * Writes one `add()` as a single command: for every key (KEYS[i]) ARGV holds its device count, its
+ * expiry (epoch seconds, 0 for none) and the devices; the script PFADDs them in chunks and sets the
+ * expiry. One command instead of one per key keeps the client's per-command cost from dominating
+ * (each batch touches about two keys per error code), and the keys change together. Every key of
+ * one base key shares a hash slot, so this also runs on a Redis Cluster.
+ */
+export const WRITE_SCRIPT = `
+local at = 1
+for index = 1, #KEYS do
+  local count = tonumber(ARGV[at])
+  local expires = tonumber(ARGV[at + 1])
+  local first = at + 2
+  local last = first + count - 1
+  while first <= last do
+    local upto = math.min(first + ${PFADD_CHUNK_SIZE - 1}, last)
+    redis.call('PFADD', KEYS[index], unpack(ARGV, first, upto))
+    first = upto + 1
+  end
+  if expires > 0 then redis.call('EXPIREAT', KEYS[index], expires) end
+  at = last + 1
+end
+return #KEYS
+`
+const WRITE_SCRIPT_SHA1 = createHash('sha1').update(WRITE_SCRIPT).digest('hex')
+/** Devices per script call; a larger `add()` becomes several calls, pipelined in the same round trip. */
+export const SCRIPT_MAX_DEVICES = 50_000
 
 const DURABLE: AddReceipt = {durable: Promise.resolve()}
 
 /** Replies that say the server is busy or temporarily unable to write: worth retrying. */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|READONLY|OOM)\b/
 
-type RedisClient = ReturnType<typeof createClient>
+type SingleClient = ReturnType<typeof createClient>
+type ClusterClient = ReturnType<typeof createCluster>
+
+/** The commands the backend uses, which a single Redis and a Redis Cluster both offer. */
+interface RedisCommands {
+  readonly isOpen: boolean
+  pfAdd(key: string, elements: string[]): Promise<number>
+  pfCount(keys: string | string[]): Promise<number>
+  pfMerge(destination: string, sources: string[]): Promise<unknown>
+  expire(key: string, seconds: number): Promise<unknown>
+  eval(script: string, options: {keys: string[]; arguments: string[]}): Promise<unknown>
+  evalSha(sha1: string, options: {keys: string[]; arguments: string[]}): Promise<unknown>
+  del(keys: string | string[]): Promise<number>
+  close(): Promise<void>
+  destroy(): void
+}
+
+/** A Redis Cluster node from --redis-cluster. */
+export interface ClusterNode {
+  host: string
+  port: number
+}
+
+/** The parsed --redis-cluster value. */
+export interface ClusterSeed {
+  nodes: ClusterNode[]
+  username?: string
+  password?: string
+  tls: boolean
+}
 
 /**
- * Approximate count in a Redis HyperLogLog (standard error 0.81%, 12 KB per key whatever the count).
+ * Reads `host:port,host:port` (entries may also be `redis://[user:password@]host:port` or
+ * `rediss://...`; credentials and TLS apply to every node). Throws BackendError naming the bad entry.
+ */
+export function parseClusterNodes(text: string): ClusterSeed {
+  const seed: ClusterSeed = {nodes: [], tls: false}
+  const entries = text.split(',').map((entry) => entry.trim()).filter(Boolean)
+  const invalid = (entry: string) =>
+    new BackendError(
+      `invalid Redis Cluster node "${urlWithoutCredentials(entry)}": use host:port (or redis://[user:password@]host:port), comma-separated`,
+      'redis',
+      'redis-cluster',
+    )
+  if (entries.length === 0) throw invalid(text)
+  for (const entry of entries) {
+    let url: URL
+    try {
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `redis://${entry}`)
+    } catch {
+      throw invalid(entry)
+    }
+    const port = Number(url.port)
+    if ((url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname || !url.port || !(port > 0 && port < 65_536) || (url.pathname !== '' && url.pathname !== '/')) {
+      throw invalid(entry)
+    }
+    if (url.protocol === 'rediss:') seed.tls = true
+    if (url.username) seed.username = decodeURIComponent(url.username)
+    if (url.password) seed.password = decodeURIComponent(url.password)
+    seed.nodes.push({host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port})
+  }
+  return seed
+}
+
+/**
+ * The prefix of every bucket key: `{key}` when the key has no hash tag of its own, so that the
+ * all-time key and every bucket key land in one Redis Cluster hash slot (multi-key PFCOUNT and
+ * PFMERGE need that); the key itself when it already has a tag (`{…}`), which the suffixes keep.
+ */
+export function bucketKeyPrefix(key: string): string {
+  const open = key.indexOf('{')
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1)
+  return close > open + 1 ? key : `{${key}}`
+}
+
+/** `2024091814` for the UTC hour starting at `hourStartMs`. */
+export function hourLabel(hourStartMs: number): string {
+  const iso = formatIsoMillis(hourStartMs)
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}`
+}
+
+/** The key names the backend uses for one base key. */
+export class RedisKeys {
+  readonly prefix: string
+  constructor(readonly allTime: string) {
+    this.prefix = bucketKeyPrefix(allTime)
+  }
+
+  /** Devices with an event in that UTC hour. */
+  hour(hourStartMs: number): string {
+    return `${this.prefix}:h:${hourLabel(hourStartMs)}`
+  }
+
+  /** Devices that ever reported the error code. */
+  errorCode(code: number): string {
+    return `${this.prefix}:e:${code}`
+  }
+
+  /** Devices that reported the error code in that UTC hour. */
+  hourErrorCode(hourStartMs: number, code: number): string {
+    return `${this.prefix}:he:${hourLabel(hourStartMs)}:${code}`
+  }
+
+  temporary(): string {
+    return `${this.prefix}:tmp:${randomBytes(8).toString('hex')}`
+  }
+}
+
+/**
+ * Approximate count in Redis HyperLogLogs (standard error 0.81%; at most 12 KB per key whatever the
+ * count, a few hundred bytes while a key holds few devices).
  *
- * Each `add()` is one PFADD of the call's distinct IPs (chunked for very large calls). It resolves once
- * Redis acknowledged the write, so its receipt is durable at once; how durable an acknowledged write is
- * depends on the server's persistence settings (RDB snapshots / AOF).
+ * Keys (K is the configured key, `{K}` its hash tag; see {@link RedisKeys}):
+ * - `K`: every device ever (the all-time count),
+ * - `{K}:e:<code>`: devices that ever reported that error code,
+ * - `{K}:h:<YYYYMMDDHH>`: devices with an event in that UTC hour,
+ * - `{K}:he:<YYYYMMDDHH>:<code>`: devices that reported that code in that hour.
+ * Hourly keys expire `bucketTtlMs` after their hour ended (0: never); events for an hour already past
+ * that go only into the all-time and error-code keys. A time range is counted as the union (PFCOUNT
+ * over several keys) of the hours it touches, so it is widened outward to whole UTC hours; ranges of
+ * more than PFCOUNT_MAX_KEYS keys are PFMERGEd into a temporary key in chunks first.
+ *
+ * Each `add()` is one command, one round trip ({@link WRITE_SCRIPT}): PFADD of the call's distinct
+ * IPs into every key the events touch, plus EXPIREAT of the hourly keys. It resolves once
+ * Redis acknowledged the writes, so its receipt is durable at once; how durable an acknowledged write
+ * is depends on the server's persistence settings (RDB snapshots / AOF).
+ *
+ * With `redisClusterNodes` the backend talks to a Redis Cluster: all keys of one base key share a
+ * hash slot (the `{K}` tag), so they live on one master and multi-key commands work.
  *
  * Connections: node-redis' own reconnect loop is off. A lost connection is re-opened by the next
  * operation; `connect()` and `count()` fail at once with a BackendError, while `add()` retries with
  * capped exponential backoff (each failure reported through `onError`) so a consumer pauses while
  * Redis is down instead of losing events. `close()` stops those retries.
  */
-export class RedisBackend implements CountBackend {
+export class RedisBackend implements RangeCountBackend {
   readonly name = 'redis'
   readonly exact = false
+  readonly timeResolution = 'hour'
   readonly location: string
   readonly key: string
+  readonly keys: RedisKeys
+  /** How long an hourly key is kept after its hour ended; 0: for ever. */
+  readonly bucketTtlMs: number
   private readonly url: string
+  private readonly cluster?: ClusterSeed
   private readonly requestTimeoutMs: number
   private readonly retryPolicy: RetryPolicy
   private readonly onError?: (error: BackendError) => void
   private readonly closing = new AbortController()
-  private client?: RedisClient
-  private opening?: Promise<RedisClient>
+  private client?: RedisCommands
+  private opening?: Promise<RedisCommands>
 
   constructor(options: BackendOptions) {
     this.url = options.redisUrl
-    this.location = urlWithoutCredentials(options.redisUrl)
     this.key = validateRedisKey(options.redisKey)
+    this.keys = new RedisKeys(this.key)
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
     this.retryPolicy = {...DEFAULT_RETRY_POLICY, maxRetryTimeMs: options.maxRetryTimeMs}
     this.onError = options.onError
+    const ttl = options.redisBucketTtlMs ?? DEFAULT_REDIS_BUCKET_TTL_MS
+    if (!Number.isSafeInteger(ttl) || ttl < 0) throw new RangeError(`invalid Redis bucket TTL ${ttl}: use a duration, or 0 to keep buckets for ever`)
+    this.bucketTtlMs = ttl
+    if (options.redisClusterNodes !== undefined) {
+      this.cluster = parseClusterNodes(options.redisClusterNodes)
+      this.location = `redis-cluster://${this.cluster.nodes.map((node) => `${node.host.includes(':') ? `[${node.host}]` : node.host}:${node.port}`).join(',')}`
+      return
+    }
+    this.location = urlWithoutCredentials(options.redisUrl)
     if (!isRedisUrl(options.redisUrl)) {
       throw new BackendError(
         `invalid Redis URL "${this.location}": use redis://[user:password@]host:port[/db] or rediss://...`,
@@ -73,9 +256,9 @@ export class RedisBackend implements CountBackend {
 
   async add(events: readonly DeviceEvent[]): Promise<AddReceipt> {
     if (events.length === 0) return DURABLE
-    const chunks = chunk([...new Set(events.map((event) => event.deviceIp))], PFADD_CHUNK_SIZE)
+    const writes = this.writesFor(events, Date.now())
     try {
-      await retryWithBackoff(() => this.pfAdd(chunks), {
+      await retryWithBackoff(() => this.write(writes), {
         policy: this.retryPolicy,
         signal: this.closing.signal,
         isRetryable: isTransient,
@@ -95,6 +278,102 @@ export class RedisBackend implements CountBackend {
     return this.request('PFCOUNT failed', () => client.pfCount(this.key))
   }
 
+  /**
+   * Estimated distinct devices in the range (widened to whole UTC hours) and error codes. A range
+   * needs a start (`sinceMs`): hourly keys can only be listed from one; without an end it runs to now.
+   */
+  async countUnique(query: CountQuery): Promise<number> {
+    validateQuery(query)
+    if (isAllTime(query)) return this.count()
+    const keys = this.keysFor(query)
+    const client = await this.connectedClient()
+    return this.request('PFCOUNT failed', () => this.countUnion(client, keys))
+  }
+
+  async countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]> {
+    validateQuery(query)
+    const buckets = seriesBuckets(query, by)
+    const client = await this.connectedClient()
+    const counts = await this.request('PFCOUNT failed', () =>
+      Promise.all(buckets.map((bucket) => this.countUnion(client, this.keysFor({...query, sinceMs: bucket.sinceMs, untilMs: bucket.untilMs})))),
+    )
+    return denseSeries(query, by, new Map(buckets.map((bucket, index) => [bucket.startMs, counts[index]])))
+  }
+
+  /** The keys whose union answers the query. */
+  keysFor(query: CountQuery): string[] {
+    if (query.sinceMs === undefined && query.untilMs === undefined) {
+      return query.errorCodes.length === 0 ? [this.key] : query.errorCodes.map((code) => this.keys.errorCode(code))
+    }
+    if (query.sinceMs === undefined) {
+      throw new CountQueryError('redis counts time ranges from hourly buckets, which can only be listed from a start: give --since as well as --until')
+    }
+    const keys: string[] = []
+    const end = bucketCeil(query.untilMs ?? Date.now() + 1, 'hour')
+    for (let hour = bucketStart(query.sinceMs, 'hour'); hour < end; hour += HOUR_MS) {
+      if (query.errorCodes.length === 0) keys.push(this.keys.hour(hour))
+      else for (const code of query.errorCodes) keys.push(this.keys.hourErrorCode(hour, code))
+    }
+    return keys
+  }
+
+  /** Which devices go into which key, for one `add()`; hourly keys past their TTL are left out. */
+  private writesFor(events: readonly DeviceEvent[], nowMs: number): KeyWrites {
+    const all = new Set<string>()
+    const byCode = new Map<number, Set<string>>()
+    const byHour = new Map<number, Set<string>>()
+    const byHourCode = new Map<number, Set<string>>()
+    for (const {deviceIp, errorCode, timestampMs} of events) {
+      all.add(deviceIp)
+      addTo(byCode, errorCode, deviceIp)
+      const hour = Math.floor(timestampMs / HOUR_MS)
+      addTo(byHour, hour, deviceIp)
+      // One number per (hour, code): error codes are -128..127.
+      addTo(byHourCode, hour * 256 + (errorCode + 128), deviceIp)
+    }
+    const calls: Array<KeyWrites[number] & {devices: number}> = []
+    let call = {keys: [] as string[], args: [] as string[], devices: SCRIPT_MAX_DEVICES}
+    const add = (key: string, devices: Set<string>, expiresAt = 0) => {
+      let left = devices.size
+      const iterator = devices.values()
+      while (left > 0) {
+        if (call.devices >= SCRIPT_MAX_DEVICES) calls.push((call = {keys: [], args: [], devices: 0}))
+        const take = Math.min(left, SCRIPT_MAX_DEVICES - call.devices)
+        call.keys.push(key)
+        call.args.push(String(take), String(expiresAt))
+        for (let index = 0; index < take; index++) call.args.push(iterator.next().value as string)
+        call.devices += take
+        left -= take
+      }
+    }
+    add(this.key, all)
+    for (const [code, devices] of byCode) add(this.keys.errorCode(code), devices)
+    const keepsHour = (hour: number) => this.bucketTtlMs === 0 || (hour + 1) * HOUR_MS + this.bucketTtlMs > nowMs
+    const expiresAt = (hour: number) => (this.bucketTtlMs === 0 ? 0 : Math.ceil(((hour + 1) * HOUR_MS + this.bucketTtlMs) / 1000))
+    for (const [hour, devices] of byHour) {
+      if (keepsHour(hour)) add(this.keys.hour(hour * HOUR_MS), devices, expiresAt(hour))
+    }
+    for (const [hourCode, devices] of byHourCode) {
+      const hour = Math.floor(hourCode / 256)
+      if (keepsHour(hour)) add(this.keys.hourErrorCode(hour * HOUR_MS, hourCode - hour * 256 - 128), devices, expiresAt(hour))
+    }
+    return calls
+  }
+
+  /** PFCOUNT of the union of `keys`; through a temporary PFMERGE key when there are many. */
+  private async countUnion(client: RedisCommands, keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0
+    if (keys.length <= PFCOUNT_MAX_KEYS) return client.pfCount(keys)
+    const temporary = this.keys.temporary()
+    // Issued in one tick, so pipelined and run in this order on the one node holding the slot.
+    const merges = chunk(keys, PFCOUNT_MAX_KEYS).map((sources) => client.pfMerge(temporary, sources))
+    const expire = client.expire(temporary, TEMPORARY_KEY_TTL_SECONDS)
+    const count = client.pfCount(temporary)
+    const removed = client.del(temporary)
+    const [result] = await Promise.all([count, ...merges, expire, removed])
+    return result as number
+  }
+
   /** Stops retries of pending `add()` calls (they reject) and closes the connection. */
   async close(): Promise<void> {
     if (this.closing.signal.aborted) return
@@ -104,31 +383,46 @@ export class RedisBackend implements CountBackend {
     if (client?.isOpen) await closeWithin(client, this.requestTimeoutMs)
   }
 
-  private async pfAdd(chunks: readonly string[][]): Promise<void> {
+  private async write(writes: KeyWrites): Promise<void> {
     const client = await this.connectedClient()
-    // Commands issued in the same tick are pipelined by node-redis: one round trip for all chunks.
-    await Promise.all(chunks.map((elements) => client.pfAdd(this.key, elements)))
+    const run = async (call: KeyWrites[number]) => {
+      const options = {keys: call.keys, arguments: call.args}
+      try {
+        await client.evalSha(WRITE_SCRIPT_SHA1, options)
+      } catch (error) {
+        // The server (a restarted one, or another cluster node after a failover) does not have the script yet.
+        if (!(error instanceof ErrorReply && error.message.startsWith('NOSCRIPT'))) throw error
+        await client.eval(WRITE_SCRIPT, options)
+      }
+    }
+    try {
+      // Issued in the same tick: pipelined by node-redis, one round trip for all calls.
+      await Promise.all(writes.map(run))
+    } catch (error) {
+      // A cluster client stays "open" while one node's connection is gone: start afresh next time.
+      if (this.cluster && !(error instanceof ErrorReply) && this.client === client) this.discardClient()
+      throw error
+    }
   }
 
-  private async connectedClient(): Promise<RedisClient> {
+  private async connectedClient(): Promise<RedisCommands> {
     if (this.closing.signal.aborted) throw this.closing.signal.reason
-    if (this.client?.isReady) return this.client
+    if (this.client && (this.cluster ? this.client.isOpen : (this.client as unknown as SingleClient).isReady)) return this.client
     this.opening ??= this.open().finally(() => {
       this.opening = undefined
     })
     return this.opening
   }
 
-  private async open(): Promise<RedisClient> {
-    const previous = this.client
+  private discardClient(): void {
+    const client = this.client
     this.client = undefined
-    if (previous?.isOpen) previous.destroy()
-    const client = createClient({
-      url: this.url,
-      disableOfflineQueue: true,
-      commandOptions: {timeout: this.requestTimeoutMs},
-      socket: {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false},
-    })
+    if (client?.isOpen) client.destroy()
+  }
+
+  private async open(): Promise<RedisCommands> {
+    this.discardClient()
+    const client = this.cluster ? this.createClusterClient(this.cluster) : this.createSingleClient()
     // Failures reach the caller through the command or connect that hit them; without a listener
     // node would treat the client's 'error' events as uncaught.
     client.on('error', () => {})
@@ -142,8 +436,26 @@ export class RedisBackend implements CountBackend {
       client.destroy()
       throw this.closing.signal.reason
     }
-    this.client = client
-    return client
+    this.client = client as unknown as RedisCommands
+    return this.client
+  }
+
+  private createSingleClient(): SingleClient {
+    return createClient({
+      url: this.url,
+      disableOfflineQueue: true,
+      commandOptions: {timeout: this.requestTimeoutMs},
+      socket: {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false},
+    })
+  }
+
+  private createClusterClient(seed: ClusterSeed): ClusterClient {
+    const socket = {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false as const, ...(seed.tls ? {tls: true as const} : {})}
+    return createCluster({
+      rootNodes: seed.nodes.map((node) => ({socket: {...socket, host: node.host, port: node.port}})),
+      defaults: {username: seed.username, password: seed.password, disableOfflineQueue: true, socket},
+      commandOptions: {timeout: this.requestTimeoutMs},
+    })
   }
 
   private async request<T>(action: string, run: () => Promise<T>): Promise<T> {
@@ -176,13 +488,22 @@ function isTransient(error: unknown): boolean {
   return true
 }
 
+/** The arguments of the WRITE_SCRIPT calls of one `add()`. */
+type KeyWrites = Array<{keys: string[]; args: string[]}>
+
+function addTo<K>(map: Map<K, Set<string>>, key: K, device: string): void {
+  let devices = map.get(key)
+  if (!devices) map.set(key, (devices = new Set()))
+  devices.add(device)
+}
+
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = []
   for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size))
   return chunks
 }
 
-async function closeWithin(client: RedisClient, timeoutMs: number): Promise<void> {
+async function closeWithin(client: RedisCommands, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), timeoutMs)

@@ -1,5 +1,5 @@
 import {Command, Flags} from '@oclif/core'
-import {backendOptionsFromFlags, createBackend} from '../backends/registry.js'
+import {backendOptionsFromFlags, backendScalingFlags, createBackend} from '../backends/registry.js'
 import {backendFlags, durationFlag} from '../flags.js'
 import {
   createCountServer,
@@ -29,6 +29,7 @@ export default class Serve extends Command {
   static override summary = 'Serve the unique device IP count over HTTP.'
 
   static override description = `Answers GET /unique_ip_count with {"unique_device_ip_count": N}, GET /healthz (200, or 503 when the backend does not answer) and GET /metrics (Prometheus text format).
+/unique_ip_count also takes the query parameters since, until, error_code (repeatable or comma-separated) and by (hour|day), with the meaning of the ipc count flags of the same names: /unique_ip_count?since=24h&error_code=3&by=hour answers {"unique_device_ip_count", "exact", "since", "until", "error_codes", "by", "series"}; an invalid value answers 400 (other parameters are ignored).
 Every backend call times out after --backend-timeout; a count is reused for --cache-ms, and requests arriving while a count is being queried share that one query. A failed count is retried after at most ${MAX_ERROR_CACHE_MS} ms, with a fresh backend connection.
 The server starts even when the backend is down, answers 503 with a JSON error until it is back, and stops cleanly on SIGINT/SIGTERM (in-flight requests finish, exit code 0).`
 
@@ -39,10 +40,15 @@ The server starts even when the backend is down, answers 503 with a JSON error u
       command: '<%= config.bin %> <%= command.id %> --backend clickhouse --host 0.0.0.0 --port 8080',
     },
     {description: 'Pick a free port (printed on stderr) and log every request as JSON.', command: '<%= config.bin %> <%= command.id %> --port 0 --access-log'},
+    {
+      description: 'Then ask for the devices that reported error code 3 in the last 24 hours, per hour:',
+      command: 'curl "http://127.0.0.1:5001/unique_ip_count?since=24h&error_code=3&by=hour"',
+    },
   ]
 
   static override flags = {
     ...backendFlags,
+    ...backendScalingFlags,
     port: Flags.integer({description: 'TCP port to listen on; 0 picks a free one.', env: 'IPC_PORT', default: DEFAULT_PORT, min: 0, max: 65_535}),
     host: Flags.string({description: 'Address to listen on.', env: 'IPC_HOST', default: DEFAULT_HOST}),
     'backend-timeout': durationFlag({

@@ -14,7 +14,16 @@ export class ServicesStartError extends Error {
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const SERVICES_SCRIPT = `${REPO_ROOT}scripts/services`
-const EXPORTED = ['KAFKA_BROKERS', 'KAFKA_CONTROL', 'REDIS_URL', 'CLICKHOUSE_URL', 'KAFKA_ASSIGN_DELAY_MS'] as const
+const EXPORTED = [
+  'KAFKA_BROKERS',
+  'KAFKA_CONTROL',
+  'REDIS_URL',
+  'CLICKHOUSE_URL',
+  'KAFKA_ASSIGN_DELAY_MS',
+  // Not REDIS_CLUSTER_NODES / CLICKHOUSE_CLUSTER, which ipc reads: every spawned ipc would use the clusters.
+  'DEV_REDIS_CLUSTER_NODES',
+  'DEV_CLICKHOUSE_CLUSTER',
+] as const
 
 let setUp = false
 let startedBySetup = false

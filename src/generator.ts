@@ -1,4 +1,5 @@
 /** Simulated devices for `ipc produce`: deterministic for a seed, timestamps in every shape devices send. */
+import {formatIsoMillis} from './timestamp.js'
 
 export const MAX_DEVICES = 1 << 24
 
@@ -28,20 +29,23 @@ export const TIMESTAMP_SHAPES = [
 ] as const
 export type TimestampShape = (typeof TIMESTAMP_SHAPES)[number]
 
+const OFFSET_MS = 7_200_000
+
 /** Renders an instant in one of the device shapes, as the JSON text of the `timestamp` field. */
 export function timestampJson(ms: number, shape: TimestampShape): string {
-  const iso = new Date(ms).toISOString()
   switch (shape) {
     case 'iso-z-millis':
-      return `"${iso}"`
+      return `"${formatIsoMillis(ms)}"`
     case 'iso-millis':
-      return `"${iso.slice(0, 23)}"`
+      return `"${formatIsoMillis(ms).slice(0, 23)}"`
     case 'iso-seconds':
-      return `"${iso.slice(0, 19)}"`
+      return `"${formatIsoMillis(ms).slice(0, 19)}"`
     case 'iso-offset':
-      return `"${new Date(ms + 7_200_000).toISOString().slice(0, 23)}+02:00"`
-    case 'space-seconds':
+      return `"${formatIsoMillis(ms + OFFSET_MS).slice(0, 23)}+02:00"`
+    case 'space-seconds': {
+      const iso = formatIsoMillis(ms)
       return `"${iso.slice(0, 10)} ${iso.slice(11, 19)}"`
+    }
     case 'epoch-seconds-string':
       return `"${Math.floor(ms / 1000)}"`
     case 'epoch-millis-string':

@@ -84,3 +84,17 @@ describe('parseEvent', () => {
     expect(parseEvent(deep).ok).to.equal(false)
   })
 })
+
+describe('parseEvent with deeply nested field values', () => {
+  for (const field of ['timestamp', 'device_ip', 'error_code']) {
+    it(`gives a reason, not a stack overflow, for a nested ${field}`, () => {
+      const deep = '['.repeat(30_000) + ']'.repeat(30_000)
+      const fields: Record<string, string> = {timestamp: '1726667942', device_ip: '"10.1.2.3"', error_code: '1'}
+      fields[field] = deep
+      const text = `{${Object.entries(fields).map(([k, v]) => `"${k}":${v}`).join(',')}}`
+      const result = parseEvent(Buffer.from(text))
+      expect(result.ok).to.equal(false)
+      if (!result.ok) expect(result.reason).to.match(/^invalid_/)
+    })
+  }
+})

@@ -1,0 +1,361 @@
+/**
+ * Consumer throughput and memory: `ipc consume` into redis and into clickhouse, beside kcat (the C
+ * client) and a bare kafkajs consumer reading the same topic, and beside the naive design (one
+ * awaited PFADD / INSERT per event).
+ *
+ *   node dist/bench/consume.js
+ *
+ * One data set per run: a 16-partition topic with 500,000 events of 10,000 devices, produced once
+ * with `ipc produce`. Every `ipc consume` run reads all of it in a fresh consumer group into a fresh
+ * Redis key / ClickHouse database, and its result is checked (events processed, none invalid, the
+ * device count) before its speed counts. Settings: BENCH_CONSUME_EVENTS, BENCH_CONSUME_DEVICES,
+ * BENCH_CONSUME_ROUNDS, BENCH_CONSUME_PRODUCE_BATCH. Writes bench/results/consume.json.
+ */
+import {createClient as createClickHouseClient} from '@clickhouse/client'
+import {createClient as createRedisClient} from 'redis'
+import {parseEvent} from '../src/event.js'
+import {EventGenerator} from '../src/generator.js'
+import {formatInt, renderTable} from '../src/output.js'
+import {
+  BenchError,
+  createTopic,
+  deleteRedisKeys,
+  dropClickHouseDatabases,
+  envInteger,
+  formatMb,
+  formatMicros,
+  formatMs,
+  formatRatio,
+  median,
+  medianOf,
+  progress,
+  runBenchmark,
+  runChild,
+  runIpcJson,
+  type ServiceEnv,
+  topicOffsets,
+  uniqueName,
+  verdict,
+  withServices,
+  writeResults,
+} from './support.js'
+
+const EVENTS = envInteger('BENCH_CONSUME_EVENTS', 500_000)
+const DEVICES = envInteger('BENCH_CONSUME_DEVICES', 10_000)
+const ROUNDS = envInteger('BENCH_CONSUME_ROUNDS', 3)
+/**
+ * Events per `ipc produce` send request when writing the data set. The dev broker answers a fetch with
+ * one record batch per partition, so this also sets the consumer's batch size: 2000 / 16 ≈ 125 events.
+ */
+const PRODUCE_BATCH = envInteger('BENCH_CONSUME_PRODUCE_BATCH', 2000)
+const PARTITIONS = 16
+const SEED = 20_241_122
+const KCAT_ROUNDS = 5
+/** Each round's naive references stop after this many events or this long, whichever comes first. */
+const NAIVE_MAX_EVENTS = {redis: 5000, clickhouse: 1000}
+const NAIVE_MAX_MS = 5000
+const CONSUME_TIMEOUT_MS = 180_000
+/** Redis counts with a HyperLogLog (standard error 0.81%): accept a count within this share. */
+const REDIS_COUNT_TOLERANCE = 0.03
+
+const TARGET_RATIO_TO_KCAT = 0.8
+const TARGET_RATIO_TO_NAIVE = 30
+const TARGET_PEAK_RSS_MB = {redis: 250, clickhouse: 400}
+
+type BackendName = 'redis' | 'clickhouse'
+const BACKENDS: readonly BackendName[] = ['redis', 'clickhouse']
+
+interface ConsumeJson {
+  reason: string
+  totalDevices?: number
+  joinMs?: number
+  steadyEventsPerSecond: number
+  stats: {processed: number; valid: number; invalid: number}
+}
+
+interface ConsumeRun {
+  eventsPerSecond: number
+  joinMs: number
+  wallMs: number
+  peakRssKb?: number
+  /** CPU time of the whole process (start-up and group join included) per event. */
+  cpuMicrosPerEvent?: number
+  totalDevices: number
+}
+
+interface NaiveRun {
+  eventsPerSecond: number
+  events: number
+}
+
+interface KcatTimings {
+  /** `-c 1`: start, connect, metadata, first fetch. */
+  firstMessageMs: number[]
+  /** `-c N`: exits on the N-th message. */
+  allMessagesMs: number[]
+  /** `-e`: exits once every partition reported its end (adds an end-of-partition fetch). */
+  untilEndMs: number[]
+}
+
+async function produceDataSet(topic: string): Promise<number> {
+  progress(`producing ${formatInt(EVENTS)} events of ${formatInt(DEVICES)} devices to ${topic} (${PARTITIONS} partitions, --batch ${PRODUCE_BATCH})`)
+  const {json} = await runIpcJson<{messagesSent: number; distinctDevices: number}>(
+    ['produce', '--topic', topic, '--num-devices', String(DEVICES), '--num-messages', String(EVENTS), '--pause-ms', '0', '--batch', String(PRODUCE_BATCH), '--seed', String(SEED), '--json'],
+    {timeoutMs: 300_000},
+  )
+  if (json.messagesSent !== EVENTS) throw new BenchError(`ipc produce sent ${json.messagesSent} events, expected ${EVENTS}`)
+  return json.distinctDevices
+}
+
+/** Checks that the broker still holds every event (the dev broker drops the oldest beyond ~5 MB per partition). */
+async function checkTopicHoldsAll(env: ServiceEnv, topic: string): Promise<void> {
+  const offsets = await topicOffsets(env.KAFKA_BROKERS, topic)
+  const held = offsets.reduce((sum, partition) => sum + partition.high - partition.low, 0)
+  if (held !== EVENTS || offsets.some((partition) => partition.low > 0)) {
+    throw new BenchError(`topic ${topic} holds ${held} events (oldest offsets ${offsets.map((partition) => partition.low).join(',')}), expected all ${EVENTS}`)
+  }
+}
+
+async function timeKcat(env: ServiceEnv, topic: string): Promise<KcatTimings> {
+  const timings: KcatTimings = {firstMessageMs: [], allMessagesMs: [], untilEndMs: []}
+  const base = ['-C', '-b', env.KAFKA_BROKERS, '-t', topic, '-o', 'beginning', '-q']
+  const variants: Array<[keyof KcatTimings, string[]]> = [
+    ['firstMessageMs', ['-c', '1']],
+    ['allMessagesMs', ['-c', String(EVENTS)]],
+    ['untilEndMs', ['-e']],
+  ]
+  for (let round = 0; round < KCAT_ROUNDS; round++) {
+    for (const [into, extra] of variants) {
+      const result = await runChild('kcat', [...base, ...extra], {timeoutMs: 60_000, stdout: 'discard'})
+      if (result.code !== 0) throw new BenchError(`kcat ${extra.join(' ')} exited with ${result.code}: ${result.stderr.slice(-500)}`)
+      timings[into].push(result.wallMs)
+    }
+  }
+  return timings
+}
+
+async function consumeOnce(topic: string, backend: BackendName, distinctDevices: number, names: {key: string; database: string}): Promise<ConsumeRun> {
+  const {json, child} = await runIpcJson<ConsumeJson>(
+    [
+      'consume', '--topic', topic, '--backend', backend, '--group', uniqueName('ipc_bench_group'), '--from-beginning',
+      '--until-idle', '2s', '--json', '--report-interval', '1h', '--redis-key', names.key, '--clickhouse-database', names.database,
+    ],
+    {timeoutMs: CONSUME_TIMEOUT_MS, measureResources: true},
+  )
+  const {processed, invalid} = json.stats ?? {}
+  if (processed !== EVENTS || invalid !== 0) throw new BenchError(`ipc consume → ${backend} processed ${processed} events (${invalid} invalid), expected ${EVENTS} valid`)
+  const counted = json.totalDevices
+  const countOk =
+    counted !== undefined &&
+    (backend === 'clickhouse' ? counted === distinctDevices : Math.abs(counted - distinctDevices) <= REDIS_COUNT_TOLERANCE * distinctDevices)
+  if (!countOk) throw new BenchError(`ipc consume → ${backend} counted ${counted} devices, expected ${distinctDevices}`)
+  if (!(json.steadyEventsPerSecond > 0)) throw new BenchError(`ipc consume → ${backend} reported no rate`)
+  return {
+    eventsPerSecond: json.steadyEventsPerSecond,
+    joinMs: json.joinMs ?? Number.NaN,
+    wallMs: child.wallMs,
+    peakRssKb: child.peakRssKb,
+    cpuMicrosPerEvent: child.cpuMs === undefined ? undefined : (child.cpuMs * 1000) / EVENTS,
+    totalDevices: counted,
+  }
+}
+
+/** The Kafka client alone: bench/bare-consumer.ts (kafkajs eachBatch + JSON.parse, nothing stored). */
+async function bareConsumer(env: ServiceEnv, topic: string): Promise<{eventsPerSecond: number; cpuMicrosPerEvent?: number}> {
+  const child = await runChild(process.execPath, ['dist/bench/bare-consumer.js', env.KAFKA_BROKERS, topic, String(EVENTS), env.KAFKA_ASSIGN_DELAY_MS || '0'], {
+    timeoutMs: CONSUME_TIMEOUT_MS,
+    measureResources: true,
+  })
+  if (child.code !== 0) throw new BenchError(`bare consumer exited with ${child.code}: ${child.stderr.slice(-1000)}`)
+  const json = JSON.parse(child.stdout) as {messages: number; parsedFields: number; steadyEventsPerSecond: number}
+  if (json.messages !== EVENTS || json.parsedFields !== EVENTS) throw new BenchError(`bare consumer read ${json.messages} messages (${json.parsedFields} parsed), expected ${EVENTS}`)
+  return {eventsPerSecond: json.steadyEventsPerSecond, cpuMicrosPerEvent: child.cpuMs === undefined ? undefined : (child.cpuMs * 1000) / EVENTS}
+}
+
+/** The first events of the data set again (same seed, devices and shapes), as Kafka message values. */
+function sampleMessages(count: number): Buffer[] {
+  const generator = new EventGenerator({numDevices: DEVICES, seed: SEED})
+  return Array.from({length: count}, () => Buffer.from(generator.next().value))
+}
+
+/** The original design: parse each event, then one awaited PFADD per event. Events/s. */
+async function naiveRedis(env: ServiceEnv, key: string): Promise<NaiveRun> {
+  const client = createRedisClient({url: env.REDIS_URL})
+  await client.connect()
+  try {
+    const messages = sampleMessages(NAIVE_MAX_EVENTS.redis)
+    const started = performance.now()
+    let done = 0
+    for (const message of messages) {
+      const result = parseEvent(message)
+      if (!result.ok) throw new BenchError(`sample event rejected: ${result.detail}`)
+      await client.pfAdd(key, result.event.deviceIp)
+      done++
+      if (performance.now() - started > NAIVE_MAX_MS) break
+    }
+    const elapsedMs = performance.now() - started
+    await client.del(key)
+    return {eventsPerSecond: (done * 1000) / elapsedMs, events: done}
+  } finally {
+    await client.close()
+  }
+}
+
+/** The original design: parse each event, then one awaited single-row INSERT per event. Events/s. */
+async function naiveClickHouse(env: ServiceEnv, database: string): Promise<NaiveRun> {
+  const client = createClickHouseClient({url: env.CLICKHOUSE_URL})
+  const table = `${database}.naive_events`
+  try {
+    await client.command({query: `CREATE DATABASE IF NOT EXISTS ${database}`})
+    await client.command({query: `CREATE TABLE ${table} (timestamp_ms Int64, device_ip String, error_code Int8) ENGINE = MergeTree ORDER BY device_ip`})
+    const messages = sampleMessages(NAIVE_MAX_EVENTS.clickhouse)
+    const started = performance.now()
+    let done = 0
+    for (const message of messages) {
+      const result = parseEvent(message)
+      if (!result.ok) throw new BenchError(`sample event rejected: ${result.detail}`)
+      const {timestampMs, deviceIp, errorCode} = result.event
+      await client.insert({table, values: [{timestamp_ms: timestampMs, device_ip: deviceIp, error_code: errorCode}], format: 'JSONEachRow'})
+      done++
+      if (performance.now() - started > NAIVE_MAX_MS) break
+    }
+    const elapsedMs = performance.now() - started
+    const rows = await (await client.query({query: `SELECT count() AS n FROM ${table}`, format: 'JSONEachRow'})).json<{n: string}>()
+    if (Number(rows[0]?.n) !== done) throw new BenchError(`naive ClickHouse table holds ${rows[0]?.n} rows, expected ${done}`)
+    return {eventsPerSecond: (done * 1000) / elapsedMs, events: done}
+  } finally {
+    await client.command({query: `DROP DATABASE IF EXISTS ${database}`}).catch(() => undefined)
+    await client.close()
+  }
+}
+
+interface BackendSummary {
+  /** Median over the rounds, as every rate here. */
+  eventsPerSecond: number
+  bestEventsPerSecond: number
+  joinMs: number
+  /** Highest peak RSS of the rounds. */
+  peakRssKb: number
+  cpuMicrosPerEvent?: number
+  naiveEventsPerSecond: number
+  ratioToKcat: number
+  ratioToNaive: number
+  runs: ConsumeRun[]
+  naiveRuns: NaiveRun[]
+}
+
+function summarise(runs: ConsumeRun[], naiveRuns: NaiveRun[], kcatRate: number): BackendSummary {
+  const eventsPerSecond = median(runs.map((run) => run.eventsPerSecond))
+  const naiveEventsPerSecond = median(naiveRuns.map((run) => run.eventsPerSecond))
+  return {
+    eventsPerSecond,
+    bestEventsPerSecond: Math.max(...runs.map((run) => run.eventsPerSecond)),
+    joinMs: median(runs.map((run) => run.joinMs)),
+    peakRssKb: Math.max(...runs.map((run) => run.peakRssKb ?? Number.NaN)),
+    cpuMicrosPerEvent: medianOf(runs.map((run) => run.cpuMicrosPerEvent)),
+    naiveEventsPerSecond,
+    ratioToKcat: eventsPerSecond / kcatRate,
+    // Each round's pair, then the median: steadier than a ratio of medians on a busy machine.
+    ratioToNaive: median(runs.map((run, index) => run.eventsPerSecond / naiveRuns[index].eventsPerSecond)),
+    runs,
+    naiveRuns,
+  }
+}
+
+async function main(): Promise<void> {
+  await withServices(async (env) => {
+    const id = uniqueName('ipc_bench_consume')
+    const topic = id
+    await createTopic(topic, PARTITIONS)
+    const distinctDevices = await produceDataSet(topic)
+    await checkTopicHoldsAll(env, topic)
+
+    progress(`kcat: ${KCAT_ROUNDS} rounds of reading the topic to /dev/null`)
+    const kcat = await timeKcat(env, topic)
+    const kcatFirstMs = median(kcat.firstMessageMs)
+    const kcatAllMs = median(kcat.allMessagesMs)
+    const kcatEndMs = median(kcat.untilEndMs)
+    const kcatRate = (EVENTS * 1000) / Math.max(1, kcatAllMs - kcatFirstMs)
+
+    const runs: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
+    const naiveRuns: Record<BackendName, NaiveRun[]> = {redis: [], clickhouse: []}
+    const bareRuns: Array<{eventsPerSecond: number; cpuMicrosPerEvent?: number}> = []
+    const keys: string[] = []
+    const databases: string[] = []
+    try {
+      // Every round runs everything once, so a busy moment on the machine does not favour one.
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const backend of BACKENDS) {
+          const names = {key: `ipc:bench:${id}:${round}`, database: `${id}_${round}`}
+          keys.push(names.key)
+          databases.push(names.database)
+          progress(`round ${round}/${ROUNDS}: ipc consume → ${backend}`)
+          const result = await consumeOnce(topic, backend, distinctDevices, names)
+          runs[backend].push(result)
+          progress(`  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`)
+        }
+        progress(`round ${round}/${ROUNDS}: bare kafkajs consumer`)
+        const bare = await bareConsumer(env, topic)
+        bareRuns.push(bare)
+        progress(`  ${formatInt(bare.eventsPerSecond)} events/s`)
+        progress(`round ${round}/${ROUNDS}: naive references (up to ${NAIVE_MAX_MS / 1000} s each)`)
+        const naive = {redis: await naiveRedis(env, `ipc:bench:${id}:naive`), clickhouse: await naiveClickHouse(env, `${id}_naive`)}
+        for (const backend of BACKENDS) naiveRuns[backend].push(naive[backend])
+        progress(`  PFADD per event ${formatInt(naive.redis.eventsPerSecond)} events/s, INSERT per event ${formatInt(naive.clickhouse.eventsPerSecond)} events/s`)
+      }
+    } finally {
+      await deleteRedisKeys(env.REDIS_URL, keys)
+      await dropClickHouseDatabases(env.CLICKHOUSE_URL, databases)
+    }
+
+    const summary = {redis: summarise(runs.redis, naiveRuns.redis, kcatRate), clickhouse: summarise(runs.clickhouse, naiveRuns.clickhouse, kcatRate)}
+    const bareRate = median(bareRuns.map((run) => run.eventsPerSecond))
+    const bareCpu = medianOf(bareRuns.map((run) => run.cpuMicrosPerEvent))
+    const kcatEndRate = (EVENTS * 1000) / kcatEndMs
+    const rows: string[][] = [
+      ['kcat -C -c N, minus kcat -c 1 (reference)', formatInt(kcatRate), '1.00×', '-', '-', '-', '-'],
+      ['kcat -C -e, whole process', formatInt(kcatEndRate), formatRatio(kcatEndRate / kcatRate), '-', '-', '-', '-'],
+      ['bare kafkajs: eachBatch + JSON.parse, nothing stored', formatInt(bareRate), formatRatio(bareRate / kcatRate), '-', formatMicros(bareCpu), '-', '-'],
+    ]
+    for (const backend of BACKENDS) {
+      const s = summary[backend]
+      rows.push([`ipc consume → ${backend}`, formatInt(s.eventsPerSecond), formatRatio(s.ratioToKcat), formatRatio(s.ratioToNaive), formatMicros(s.cpuMicrosPerEvent), formatMs(s.joinMs), formatMb(s.peakRssKb)])
+    }
+    for (const backend of BACKENDS) {
+      const s = summary[backend]
+      const events = median(s.naiveRuns.map((run) => run.events))
+      rows.push([`naive: one ${backend === 'redis' ? 'PFADD' : 'INSERT'} per event (~${formatInt(events)} events)`, formatInt(s.naiveEventsPerSecond), formatRatio(s.naiveEventsPerSecond / kcatRate), '1.00×', '-', '-', '-'])
+    }
+    console.log(renderTable(['reader', 'events/s', 'vs kcat', 'vs naive', 'CPU µs/event', 'group join ms', 'peak RSS'], rows))
+    console.log(
+      `data: ${formatInt(EVENTS)} events of ${formatInt(distinctDevices)} devices, ${PARTITIONS} partitions, produced with --batch ${PRODUCE_BATCH}; ` +
+        `median of ${ROUNDS} rounds; ipc and bare kafkajs: events/s from first to last event (group join apart), CPU of the whole process per event; kcat: median of ${KCAT_ROUNDS} runs ` +
+        `(-c N ${formatMs(kcatAllMs)} ms, -c 1 ${formatMs(kcatFirstMs)} ms, -e ${formatMs(kcatEndMs)} ms); every ipc run's count was checked`,
+    )
+
+    const targets = BACKENDS.flatMap((backend) => {
+      const s = summary[backend]
+      return [
+        {name: `consume → ${backend} ≥ ${TARGET_RATIO_TO_KCAT}× kcat`, pass: s.ratioToKcat >= TARGET_RATIO_TO_KCAT, measured: formatRatio(s.ratioToKcat)},
+        {name: `consume → ${backend} ≥ ${TARGET_RATIO_TO_NAIVE}× naive`, pass: s.ratioToNaive >= TARGET_RATIO_TO_NAIVE, measured: formatRatio(s.ratioToNaive)},
+        {name: `peak RSS consume → ${backend} ≤ ${TARGET_PEAK_RSS_MB[backend]} MB`, pass: s.peakRssKb / 1024 <= TARGET_PEAK_RSS_MB[backend], measured: formatMb(s.peakRssKb)},
+      ]
+    })
+    for (const target of targets) console.log(`${verdict(target.pass)}: ${target.name} (measured ${target.measured})`)
+
+    writeResults('consume', {
+      events: EVENTS,
+      distinctDevices,
+      partitions: PARTITIONS,
+      produceBatch: PRODUCE_BATCH,
+      rounds: ROUNDS,
+      statistic: 'median over rounds (peak RSS: highest)',
+      kcat: {rounds: KCAT_ROUNDS, ...kcat, referenceEventsPerSecond: kcatRate, untilEndEventsPerSecond: kcatEndRate},
+      bareKafkajs: {eventsPerSecond: bareRate, cpuMicrosPerEvent: bareCpu, ratioToKcat: bareRate / kcatRate, runs: bareRuns},
+      backends: summary,
+      targets,
+    })
+  })
+}
+
+runBenchmark('consume', main)

@@ -1,6 +1,8 @@
 import type {Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message, Producer} from 'kafkajs'
-import type {CountBackend, DeviceEvent} from './backends/backend.js'
+import {BackendError, type CountBackend, type DeviceEvent} from './backends/backend.js'
+import {formatDuration} from './duration.js'
 import {INVALID_REASONS, type InvalidReason, parseEvent} from './event.js'
+import {errorLine} from './exit-codes.js'
 import {roundRobinAssigner} from './kafka.js'
 import {RateLimitedLog} from './rate-limited-log.js'
 
@@ -14,7 +16,10 @@ export interface ConsumeOptions {
   /** See `roundRobinAssigner` in kafka.ts. */
   assignDelayMs?: number
   sessionTimeoutMs?: number
-  /** Stop cleanly once no message has arrived for this long (after joining the group). */
+  /**
+   * Stop cleanly once the consumer has been caught up for this long: joined, fetches answered,
+   * no message. Time without answered fetches (the broker unreachable) does not count.
+   */
   untilIdleMs?: number
   /** Stop cleanly after processing this many messages. */
   maxMessages?: number
@@ -34,6 +39,8 @@ export interface ConsumeStats {
   invalid: number
   invalidByReason: Record<InvalidReason, number>
   deadLettered: number
+  /** Failed backend write attempts (each was retried). */
+  backendErrors: number
   /** Next offset to read, per partition, as committed to the group. */
   committed: Record<number, string>
   startedAt: number
@@ -71,6 +78,11 @@ const DLQ_HEADER_PREFIX = 'ipc.error.'
  * A partition's offset is committed only after the backend reported durable every event up to it:
  * each batch's commit waits for the backend receipt of that batch and for the partition's previous
  * commit, so commits advance in order even when a buffering backend writes much later.
+ *
+ * While the backend is down its writes are retried (by the backend) and `add()` holds the batch
+ * once the backend's buffer is full. kafkajs fetches the next batch only after the current one
+ * returns, so fetching pauses and memory stays bounded; the batch keeps heartbeating meanwhile so
+ * the member stays in the group, and nothing is committed until the events are written.
  */
 export class ConsumePipeline {
   readonly stats: ConsumeStats
@@ -84,6 +96,11 @@ export class ConsumePipeline {
   private failure?: Error
   private stopRequested?: () => void
   private readonly stopSignal: Promise<void>
+  private readonly heartbeatIntervalMs: number
+  private backendFailingSince?: number
+  /** Start of the current stretch of answered fetches without messages (for --until-idle). */
+  private idleSince?: number
+  private lastFetchAt = 0
 
   constructor(private readonly options: ConsumeOptions) {
     this.stats = {
@@ -92,11 +109,33 @@ export class ConsumePipeline {
       invalid: 0,
       invalidByReason: Object.fromEntries(INVALID_REASONS.map((reason) => [reason, 0])) as Record<InvalidReason, number>,
       deadLettered: 0,
+      backendErrors: 0,
       committed: {},
       startedAt: Date.now(),
     }
     this.invalidLog = new RateLimitedLog(options.log)
     this.stopSignal = new Promise((resolve) => (this.stopRequested = resolve))
+    this.heartbeatIntervalMs = Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10))
+  }
+
+  /**
+   * Reports one failed backend write attempt (wire the backend's `onError` here): logs it, and
+   * once per outage what the consumer does meanwhile.
+   */
+  backendWriteFailed(error: Error): void {
+    this.stats.backendErrors++
+    const {backend, log} = this.options
+    if (this.backendFailingSince === undefined) {
+      this.backendFailingSince = Date.now()
+      log(`${backend.name}: writes are failing; retrying with backoff. No offset is committed until the events are written; fetching pauses while the backend holds back new events`)
+    }
+    log(`${backend.name}: ${errorLine(error)}`)
+  }
+
+  private backendWriteSucceeded(): void {
+    if (this.backendFailingSince === undefined) return
+    this.options.log(`${this.options.backend.name}: writing again after ${formatDuration(Date.now() - this.backendFailingSince)} of failures; catching up`)
+    this.backendFailingSince = undefined
   }
 
   get stopping(): boolean {
@@ -123,7 +162,7 @@ export class ConsumePipeline {
       groupId,
       partitionAssigners: [roundRobinAssigner(options.assignDelayMs)],
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10)),
+      heartbeatInterval: this.heartbeatIntervalMs,
       allowAutoTopicCreation: true,
       // A fetch long-poll holds a clean stop until it returns; keep it short.
       maxWaitTimeInMs: 500,
@@ -135,6 +174,13 @@ export class ConsumePipeline {
     }
     consumer.on(consumer.events.GROUP_JOIN, () => {
       this.stats.joinedAt = Date.now()
+      this.idleSince = this.stats.joinedAt
+    })
+    consumer.on(consumer.events.FETCH, () => {
+      const now = Date.now()
+      // After a gap without answers (broker unreachable, client restarting) idle time starts anew.
+      if (now - this.lastFetchAt > FETCH_GAP_MS && this.idleSince !== undefined) this.idleSince = now
+      this.lastFetchAt = now
     })
     consumer.on(consumer.events.CRASH, (event) => {
       const {error, restart} = event.payload as {error: Error; restart: boolean}
@@ -167,9 +213,9 @@ export class ConsumePipeline {
     if (untilIdleMs !== undefined) {
       timers.push(
         setInterval(() => {
-          const {joinedAt, lastMessageAt} = this.stats
-          if (joinedAt === undefined || this.inFlightBatches > 0) return
-          if (Date.now() - Math.max(joinedAt, lastMessageAt ?? 0) >= untilIdleMs) this.stop('idle')
+          const now = Date.now()
+          if (this.idleSince === undefined || this.inFlightBatches > 0 || now - this.lastFetchAt > FETCH_GAP_MS) return
+          if (now - this.idleSince >= untilIdleMs) this.stop('idle')
         }, Math.min(250, Math.max(10, untilIdleMs / 4))),
       )
     }
@@ -200,6 +246,16 @@ export class ConsumePipeline {
   private async handleBatch({batch, resolveOffset, heartbeat, isRunning, isStale}: EachBatchPayload): Promise<void> {
     if (this.stopping) return
     this.inFlightBatches++
+    // A batch can wait long for the backend (back-pressure, retries): keep the membership alive.
+    let heartbeatError: unknown
+    let pendingHeartbeat: Promise<void> | undefined
+    const keepAlive = setInterval(() => {
+      pendingHeartbeat ??= heartbeat()
+        .catch((error: unknown) => {
+          heartbeatError ??= error
+        })
+        .finally(() => (pendingHeartbeat = undefined))
+    }, this.heartbeatIntervalMs)
     try {
       const events: DeviceEvent[] = []
       const deadLetters: Message[] = []
@@ -232,15 +288,35 @@ export class ConsumePipeline {
       }
       const receipt = await this.options.backend.add(events)
       resolveOffset(lastOffset)
-      this.chainCommit(batch.topic, batch.partition, (BigInt(lastOffset) + 1n).toString(), receipt.durable)
+      const durable = events.length === 0 ? receipt.durable : receipt.durable.then(() => this.backendWriteSucceeded())
+      this.chainCommit(batch.topic, batch.partition, (BigInt(lastOffset) + 1n).toString(), durable)
       if (maxMessages !== undefined && this.stats.processed >= maxMessages) this.stop('max-messages')
-      await heartbeat()
     } catch (error) {
-      this.fail(new ConsumeError(`processing ${batch.topic}[${batch.partition}] failed: ${(error as Error).message}`, {cause: error}))
+      this.fail(this.batchFailure(batch.topic, batch.partition, error))
+      return
     } finally {
+      clearInterval(keepAlive)
+      // The batch may have waited long for the backend: idle time counts from its end.
+      if (this.idleSince !== undefined) this.idleSince = Date.now()
       this.inFlightBatches--
       if (this.inFlightBatches === 0) this.inFlightDrained?.()
     }
+    await pendingHeartbeat
+    if (this.stopping) return
+    // Heartbeat failures are kafkajs's to handle (a rebalance: rejoin; a lost broker: reconnect).
+    // The batch is already resolved and its commit chained, so nothing is read twice for it.
+    if (heartbeatError !== undefined) throw heartbeatError
+    await heartbeat()
+  }
+
+  private batchFailure(topic: string, partition: number, error: unknown): ConsumeError {
+    if (error instanceof BackendError) {
+      return new ConsumeError(
+        `${this.options.backend.name} did not take the events of ${topic}[${partition}] (${error.message}); offsets from there on stay uncommitted`,
+        {cause: error},
+      )
+    }
+    return new ConsumeError(`processing ${topic}[${partition}] failed: ${errorLine(error)}`, {cause: error})
   }
 
   private chainCommit(topic: string, partition: number, offset: string, durable: Promise<void>): void {
@@ -266,21 +342,28 @@ export class ConsumePipeline {
     } catch {
       // not running yet: nothing to pause
     }
+    // A batch waiting for the backend ends when the backend takes it or gives up (maxRetryTimeMs).
     if (this.inFlightBatches > 0) await new Promise<void>((resolve) => (this.inFlightDrained = resolve))
     if (!this.failure) {
       try {
+        // Without maxRetryTimeMs a backend that stays down keeps this waiting (a second signal exits).
         await this.options.backend.flush()
         await Promise.all(this.commitChains.values())
       } catch (error) {
-        this.failure = new ConsumeError(`final flush failed, offsets left uncommitted: ${(error as Error).message}`, {cause: error})
+        this.failure = new ConsumeError(`final flush failed, offsets of the unwritten events left uncommitted: ${errorLine(error)}`, {cause: error})
       }
     }
     this.invalidLog.flush()
     await consumer.disconnect().catch((error: Error) => this.options.log(`disconnect: ${error.message}`))
     await this.producer?.disconnect().catch(() => undefined)
+    if (this.failure) {
+      // Exiting with the failure: closing is best effort, bounded, and a buffering backend that
+      // failed has nothing durable to add.
+      await withinMs(this.options.backend.close(), CLOSE_AFTER_FAILURE_MS).catch(() => undefined)
+      throw this.failure
+    }
     const counted = await this.countDevices()
     await this.options.backend.close().catch((error: Error) => this.options.log(`closing backend: ${error.message}`))
-    if (this.failure) throw this.failure
     const elapsedMs = Date.now() - this.stats.startedAt
     const {firstMessageAt, lastMessageAt, joinedAt} = this.stats
     const activeMs = firstMessageAt !== undefined && lastMessageAt !== undefined ? lastMessageAt - firstMessageAt : 0
@@ -294,6 +377,23 @@ export class ConsumePipeline {
       steadyEventsPerSecond: activeMs > 0 ? (this.stats.processed * 1000) / activeMs : 0,
     }
   }
+}
+
+/**
+ * Fetches are answered at least every maxWaitTimeInMs (500 ms) plus the broker's round trip; a
+ * longer silence means the broker is unreachable, which --until-idle does not count as idle.
+ */
+const FETCH_GAP_MS = 5000
+
+/** How long closing the backend may take when the consumer already stops with a failure. */
+const CLOSE_AFTER_FAILURE_MS = 5000
+
+function withinMs<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms)
+  })
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
 }
 
 function deadLetter(message: KafkaMessage, topic: string, partition: number, reason: string, detail: string): Message {

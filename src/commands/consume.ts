@@ -1,10 +1,11 @@
-import {Command, Flags} from '@oclif/core'
+import {Command, Errors, Flags} from '@oclif/core'
+import {BackendError, type CountBackend} from '../backends/backend.js'
 import {backendOptionsFromFlags, createBackend} from '../backends/registry.js'
 import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../consume.js'
 import {formatDuration} from '../duration.js'
-import {errorLine, EXIT_FORCED, exitCodeFor} from '../exit-codes.js'
+import {errorLine, EXIT_FORCED, EXIT_USAGE, exitCodeFor} from '../exit-codes.js'
 import {backendFlags, durationFlag, kafkaFlags} from '../flags.js'
-import {createKafka, parseBrokers} from '../kafka.js'
+import {createKafka, type Kafka, parseBrokers} from '../kafka.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../output.js'
 
 export default class Consume extends Command {
@@ -13,7 +14,11 @@ export default class Consume extends Command {
 
 Prints "Total devices: N" every --report-interval. SIGINT/SIGTERM, --until-idle and --max-messages stop cleanly: stop fetching, flush, commit, print the summary, exit 0. A second SIGINT/SIGTERM exits at once (code 130) without committing.
 
-Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, and with --dlq-topic produced to that topic with the reason in the ipc.error.reason header.`
+Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, and with --dlq-topic produced to that topic with the reason in the ipc.error.reason header.
+
+When the backend is down, writes are retried with capped exponential backoff (each failure logged); nothing is committed meanwhile, fetching pauses once the backend holds back new events, and the consumer stays in its group. With --max-retry-time, an outage longer than that ends the process with exit code 3 and the offsets of the unwritten events uncommitted; without it the consumer waits for the backend however long it takes (also when stopping: the final flush waits, and a second signal exits without committing).
+
+Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past; 2 invalid flags or names (nothing is touched); 3 Kafka or the backend unavailable (also after --max-retry-time); 130 forced by a second signal.`
 
   static override examples = [
     '<%= config.bin %> consume --topic events --backend clickhouse',
@@ -40,6 +45,10 @@ Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, 
       env: 'KAFKA_ASSIGN_DELAY_MS',
       default: 0,
     }),
+    'max-retry-time': durationFlag({
+      description: 'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every write for this long. Default: retry until it is back.',
+      env: 'IPC_MAX_RETRY_TIME',
+    }),
     'kafka-log-level': Flags.string({description: 'Kafka client log level.', options: ['nothing', 'error', 'warn', 'info', 'debug'], default: 'error', env: 'KAFKA_LOG_LEVEL'}),
   }
 
@@ -50,14 +59,24 @@ Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, 
       progress.clear()
       writeStderr(line)
     }
-    const backend = await createBackend(flags.backend, {
-      ...backendOptionsFromFlags(flags),
-      batchSize: flags['batch-size'],
-      flushIntervalMs: flags['flush-interval'],
-      onError: (error) => warn(`${flags.backend}: ${errorLine(error)}`),
-    })
-    const kafka = createKafka({brokers: parseBrokers(flags.brokers), clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn})
-    const pipeline = new ConsumePipeline({
+    let pipeline: ConsumePipeline | undefined
+    let backend: CountBackend
+    let kafka: Kafka
+    try {
+      // Names and addresses are checked here, before anything connects: a bad one touches nothing.
+      backend = await createBackend(flags.backend, {
+        ...backendOptionsFromFlags(flags),
+        batchSize: flags['batch-size'],
+        flushIntervalMs: flags['flush-interval'],
+        maxRetryTimeMs: flags['max-retry-time'],
+        onError: (error) => (pipeline ? pipeline.backendWriteFailed(error) : warn(`${flags.backend}: ${errorLine(error)}`)),
+      })
+      kafka = createKafka({brokers: parseBrokers(flags.brokers), clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn})
+    } catch (error) {
+      writeStderr(`ipc consume: ${errorLine(error)}`)
+      this.exit(EXIT_USAGE)
+    }
+    pipeline = new ConsumePipeline({
       kafka,
       topic: flags.topic,
       groupId: flags.group,
@@ -75,27 +94,31 @@ Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, 
       },
       log: warn,
     })
+    const running = pipeline
     const progressTimer = progress.enabled
       ? setInterval(() => {
-          const {stats} = pipeline
+          const {stats} = running
           progress.update(`consumed ${formatInt(stats.processed)} · valid ${formatInt(stats.valid)} · invalid ${formatInt(stats.invalid)}`)
         }, 250)
       : undefined
     const onSignal = () => {
-      if (pipeline.stopping) {
+      if (running.stopping) {
         warn('ipc consume: second signal, exiting without committing')
         process.exit(EXIT_FORCED)
       }
       warn('ipc consume: stopping: flushing and committing (signal again to force)')
-      pipeline.stop('signal')
+      running.stop('signal')
     }
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal)
     let summary: ConsumeSummary
     try {
-      summary = await pipeline.run()
+      summary = await running.run()
     } catch (error) {
       progress.clear()
-      writeStderr(`ipc consume: ${errorLine(error)}`)
+      const maxRetryTime = flags['max-retry-time']
+      // Failed attempts were reported before the backend error that ended the run: it gave up retrying.
+      const gaveUp = maxRetryTime !== undefined && running.stats.backendErrors > 0 && error instanceof Error && error.cause instanceof BackendError
+      writeStderr(`ipc consume: ${gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''}${errorLine(error)}`)
       this.exit(exitCodeFor(error))
     } finally {
       clearInterval(progressTimer)
@@ -104,7 +127,14 @@ Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, 
     progress.clear()
     this.log(reportLine(summary))
     this.printSummary(summary)
+    exitSoonIfHeldOpen(warn)
     return summary
+  }
+
+  /** Exit errors pass straight through; with --json oclif would print them as JSON and exit 1. */
+  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error
+    return super.catch(error)
   }
 
   private printSummary(summary: ConsumeSummary): void {
@@ -124,6 +154,23 @@ Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, 
     if (isInteractive()) this.log(renderSummary(rows))
     else for (const [label, value] of rows) this.log(`${label.trim()}: ${value}`)
   }
+}
+
+/** How long a finished run may take to exit on its own before it is made to. */
+const EXIT_GRACE_MS = 2000
+
+/**
+ * kafkajs 2.2.4 can leave a broker connection open after a clean disconnect: when the consumer
+ * crashed and restarted (e.g. the broker dropped a connection mid-request), its crash handler sends
+ * LeaveGroup through a coordinator connection that is no longer in the client's broker pool, so
+ * `disconnect()` never closes it and the process would not exit. Everything is flushed, committed
+ * and printed by now; the unref'd timer fires only if something else keeps the process alive.
+ */
+function exitSoonIfHeldOpen(warn: (line: string) => void): void {
+  setTimeout(() => {
+    warn('ipc consume: done; exiting although a client connection is still open')
+    process.exit(process.exitCode ?? 0)
+  }, EXIT_GRACE_MS).unref()
 }
 
 function reportLine(report: ConsumeReport): string {

@@ -1,6 +1,5 @@
 import {type ClickHouseClient, createClient} from '@clickhouse/client'
 import {expect} from 'chai'
-import net from 'node:net'
 import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
 import {
   ClickHouseBackend,
@@ -13,6 +12,7 @@ import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/identifiers.js'
 import {waitFor} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
+import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
 
 function clickhouseUrl(): string {
   const url = process.env.CLICKHOUSE_URL
@@ -26,65 +26,6 @@ function events(from: number, to: number, timestampMs = DEC_3_2021_161530_123): 
   const list: DeviceEvent[] = []
   for (let n = from; n < to; n++) list.push({timestampMs: timestampMs + n, deviceIp: `10.0.${(n >> 8) & 255}.${n & 255}`, errorCode: (n % 256) - 128})
   return list
-}
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/** A TCP relay in front of the real ClickHouse whose link can be cut (see redis-backend.test.ts). */
-class CuttableLink {
-  private readonly server = net.createServer((client) => this.accept(client))
-  private readonly sockets = new Set<net.Socket>()
-  private down = false
-  port = 0
-
-  constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-  ) {}
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
-    this.port = (this.server.address() as net.AddressInfo).port
-    return this
-  }
-
-  cut(): void {
-    this.down = true
-    for (const socket of this.sockets) socket.destroy()
-  }
-
-  restore(): void {
-    this.down = false
-  }
-
-  async stop(): Promise<void> {
-    this.cut()
-    await new Promise((resolve) => this.server.close(resolve))
-  }
-
-  private accept(client: net.Socket): void {
-    if (this.down) {
-      client.destroy()
-      return
-    }
-    const upstream = net.connect(this.targetPort, this.targetHost)
-    for (const socket of [client, upstream]) {
-      this.sockets.add(socket)
-      socket.on('error', () => {})
-      socket.on('close', () => {
-        this.sockets.delete(socket)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
-    client.pipe(upstream).pipe(client)
-  }
 }
 
 describe('ClickHouse backend helpers', () => {

@@ -1,5 +1,4 @@
 import {expect} from 'chai'
-import net from 'node:net'
 import {createClient} from 'redis'
 import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
 import {RedisBackend} from '../../src/backends/redis.js'
@@ -7,6 +6,7 @@ import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/identifiers.js'
 import {waitFor} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
+import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
 
 function redisUrl(): string {
   const url = process.env.REDIS_URL
@@ -35,69 +35,6 @@ function events(from: number, to: number): DeviceEvent[] {
   const list: DeviceEvent[] = []
   for (let n = from; n < to; n++) list.push({timestampMs: 1_638_548_130_123 + n, deviceIp: ip(n), errorCode: n % 128})
   return list
-}
-
-/** A port on 127.0.0.1 that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-/**
- * A TCP relay in front of a real service whose link can be cut: while down, open connections are
- * dropped and new ones closed at once — what a client sees when the service goes away.
- */
-class CuttableLink {
-  private readonly server = net.createServer((client) => this.accept(client))
-  private readonly sockets = new Set<net.Socket>()
-  private down = false
-  port = 0
-
-  constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-  ) {}
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
-    this.port = (this.server.address() as net.AddressInfo).port
-    return this
-  }
-
-  cut(): void {
-    this.down = true
-    for (const socket of this.sockets) socket.destroy()
-  }
-
-  restore(): void {
-    this.down = false
-  }
-
-  async stop(): Promise<void> {
-    this.cut()
-    await new Promise((resolve) => this.server.close(resolve))
-  }
-
-  private accept(client: net.Socket): void {
-    if (this.down) {
-      client.destroy()
-      return
-    }
-    const upstream = net.connect(this.targetPort, this.targetHost)
-    for (const socket of [client, upstream]) {
-      this.sockets.add(socket)
-      socket.on('error', () => {})
-      socket.on('close', () => {
-        this.sockets.delete(socket)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
-    client.pipe(upstream).pipe(client)
-  }
 }
 
 describe('RedisBackend (real Redis)', () => {

@@ -1,0 +1,132 @@
+import {expect} from 'chai'
+import {createTopic} from '../support/broker.js'
+import {type CliResult, runIpc, startIpc} from '../support/cli.js'
+import {uniqueName} from '../support/services.js'
+import {
+  ClickHouseProbe,
+  type ConsumeJson,
+  describeRun,
+  parseJson,
+  type ProduceJson,
+  redisCount,
+  reportFigure,
+  sleep,
+  startProduce,
+  waitForChange,
+} from './reliability-helpers.js'
+
+/**
+ * kill -9 at random points of a flowing stream, restart with the same group, repeat; a final run
+ * must then have stored every device. Many devices are seen only once (25,000 devices, 40,000
+ * events), so losing even a small batch would show in the count.
+ */
+describe('reliability: consumers killed with kill -9 mid-stream lose nothing', function () {
+  this.timeout(300_000)
+
+  const topic = uniqueName('crash')
+  const database = uniqueName('ipc_crash')
+  const redisKey = uniqueName('ipc:crash')
+  const sessionTimeout = '3s'
+  let produced: ProduceJson
+  let rowsBeforeFinalRun = 0
+  const finals = {} as Record<'clickhouse' | 'redis', CliResult>
+  const kills = {clickhouse: 0, redis: 0}
+  const killedAfterFlush: number[] = []
+  let clickhouse: ClickHouseProbe
+
+  interface Target {
+    backend: 'clickhouse' | 'redis'
+    group: string
+    backendArgs: string[]
+    /** What grows when the consumer stored something. */
+    stored: () => Promise<number>
+  }
+
+  const targets: Target[] = []
+
+  function consumeArgs(target: Target, extra: string[] = []): string[] {
+    return [
+      'consume', '--topic', topic, '--backend', target.backend, ...target.backendArgs, '--group', target.group, '--from-beginning',
+      '--batch-size', '2000', '--flush-interval', '1s', '--session-timeout', sessionTimeout, '--report-interval', '1h', ...extra,
+    ]
+  }
+
+  /**
+   * Kill plan per restart: `after-flush` kills as soon as the stored count grows (a flush just
+   * committed its offsets or is about to); `mid-batch` waits a random 150–900 ms more, so events are
+   * fetched and buffered but not yet flushed (flush interval 1 s, batch 2,000).
+   */
+  async function killRepeatedly(target: Target, plan: ReadonlyArray<'after-flush' | 'mid-batch'>, producing: () => boolean): Promise<void> {
+    for (const step of plan) {
+      const before = await target.stored()
+      const consumer = startIpc(consumeArgs(target), {timeoutMs: 120_000})
+      try {
+        await waitForChange(`${target.backend} storing events after a restart`, target.stored, before, producing() ? 60_000 : 20_000)
+      } catch (error) {
+        // The stream may have ended while the consumer was rejoining; a kill at an idle moment still counts.
+        if (producing()) throw error
+      }
+      if (step === 'mid-batch') await sleep(150 + Math.floor(Math.random() * 750))
+      if (step === 'after-flush' && target.backend === 'clickhouse') killedAfterFlush.push(await target.stored())
+      consumer.child.kill('SIGKILL')
+      const result = await consumer.done
+      expect(result.signal, `${target.backend} consumer ended before the kill: ${describeRun(result)}`).to.equal('SIGKILL')
+      kills[target.backend]++
+    }
+  }
+
+  before(async () => {
+    await createTopic(topic, 4)
+    clickhouse = new ClickHouseProbe(database)
+    targets.push(
+      {backend: 'clickhouse', group: uniqueName('g_ch'), backendArgs: ['--clickhouse-database', database], stored: () => clickhouse.rows()},
+      {backend: 'redis', group: uniqueName('g_redis'), backendArgs: ['--redis-key', redisKey], stored: () => redisCount(redisKey)},
+    )
+    // ~28 s of events, so the kills land while the stream flows.
+    const producer = startProduce(topic, {'--num-devices': '25000', '--num-messages': '40000', '--seed': '20', '--batch': '100', '--pause-ms': '60'})
+    let producing = true
+    const producerDone = producer.done.then((result) => {
+      producing = false
+      return result
+    })
+    await Promise.all([
+      killRepeatedly(targets[0], ['after-flush', 'mid-batch', 'after-flush', 'mid-batch'], () => producing),
+      killRepeatedly(targets[1], ['mid-batch', 'after-flush', 'mid-batch', 'mid-batch'], () => producing),
+    ])
+    produced = parseJson<ProduceJson>(await producerDone)
+    expect(produced.messagesSent).to.equal(40_000)
+    rowsBeforeFinalRun = await clickhouse.rows()
+    // The final runs (one per group) read what the killed runs left uncommitted.
+    ;[finals.clickhouse, finals.redis] = await Promise.all(targets.map((target) => runIpc(consumeArgs(target, ['--until-idle', '3s', '--json']))))
+  })
+
+  after(async () => {
+    await clickhouse?.close()
+  })
+
+  it('clickhouse: after 4 kills a final run stores every event at least once and counts the devices exactly', async () => {
+    expect(kills.clickhouse).to.equal(4)
+    expect(rowsBeforeFinalRun, 'the killed runs stored events').to.be.greaterThan(0)
+    expect(parseJson<ConsumeJson>(finals.clickhouse).reason).to.equal('idle')
+    const rows = await clickhouse.rows()
+    expect(rows, 'every event stored (duplicates allowed)').to.be.at.least(produced.messagesSent)
+    const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
+    expect(counted.code, counted.stderr).to.equal(0)
+    expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
+    reportFigure(
+      `clickhouse: ${kills.clickhouse} kills survived (${killedAfterFlush.length} right after a flush), ${produced.messagesSent} events, ` +
+        `${rows - produced.messagesSent} stored twice, ${produced.distinctDevices - Number(counted.stdout)} devices lost`,
+    )
+  })
+
+  it('redis: after 4 kills a final run counts the devices within the HyperLogLog error (2%)', async () => {
+    expect(kills.redis).to.equal(4)
+    expect(parseJson<ConsumeJson>(finals.redis).reason).to.equal('idle')
+    const counted = await runIpc(['count', '--backend', 'redis', '--redis-key', redisKey])
+    expect(counted.code, counted.stderr).to.equal(0)
+    const estimate = Number(counted.stdout.trim())
+    const error = Math.abs(estimate - produced.distinctDevices) / produced.distinctDevices
+    expect(error).to.be.below(0.02)
+    reportFigure(`redis: ${kills.redis} kills survived, estimate ${estimate} for ${produced.distinctDevices} devices (${(error * 100).toFixed(2)}% off)`)
+  })
+})

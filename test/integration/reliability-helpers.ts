@@ -1,0 +1,169 @@
+import {type ClickHouseClient, createClient as createClickHouseClient} from '@clickhouse/client'
+import {expect} from 'chai'
+import {Kafka, logLevel} from 'kafkajs'
+import {readFileSync} from 'node:fs'
+import {createClient as createRedisClient} from 'redis'
+import {EventGenerator} from '../../src/generator.js'
+import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
+import {serviceUrls} from '../support/services.js'
+
+/** Shared by the reliability-*.test.ts files: produce, consume, and look at what is stored and committed. */
+
+export interface ProduceJson {
+  messagesSent: number
+  distinctDevices: number
+}
+
+export interface ConsumeJson {
+  reason: string
+  totalDevices: number
+  stats: {
+    processed: number
+    valid: number
+    invalid: number
+    deadLettered: number
+    backendErrors: number
+    invalidByReason: Record<string, number>
+    committed: Record<string, string>
+  }
+}
+
+export function describeRun(result: CliResult): string {
+  return `exit ${result.code} (signal ${result.signal}); stderr: ${result.stderr.slice(-3000)}; stdout: ${result.stdout.slice(0, 2000)}`
+}
+
+export function parseJson<T>(result: CliResult): T {
+  expect(result.code, describeRun(result)).to.equal(0)
+  return JSON.parse(result.stdout) as T
+}
+
+/** `ipc produce` flags for a run as fast as the broker allows, overridable. */
+function produceArgs(topic: string, flags: Record<string, string>): string[] {
+  const all = {'--pause-ms': '0', '--batch': '1000', ...flags}
+  return ['produce', '--topic', topic, '--json', ...Object.entries(all).flat()]
+}
+
+export async function produce(topic: string, flags: Record<string, string>, env?: NodeJS.ProcessEnv): Promise<ProduceJson> {
+  return parseJson<ProduceJson>(await runIpc(produceArgs(topic, flags), {env}))
+}
+
+/** Starts `ipc produce` in the background (e.g. paced with --pause-ms, so a stream flows while a test acts). */
+export function startProduce(topic: string, flags: Record<string, string>, env?: NodeJS.ProcessEnv): RunningCli {
+  return startIpc(produceArgs(topic, flags), {env, timeoutMs: 300_000})
+}
+
+export function kafka(): Kafka {
+  return new Kafka({clientId: 'ipc-reliability-test', brokers: serviceUrls().kafkaBrokers, logLevel: logLevel.NOTHING})
+}
+
+/** Sum over partitions of the group's committed offsets (0 for a partition without a commit). */
+export async function committedTotal(groupId: string, topic: string): Promise<number> {
+  const admin = kafka().admin()
+  await admin.connect()
+  try {
+    const [offsets] = await admin.fetchOffsets({groupId, topics: [topic]})
+    return offsets.partitions.reduce((sum, partition) => sum + Math.max(0, Number(partition.offset)), 0)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** Direct ClickHouse access (not through a relay), for checking what a consumer stored. */
+export class ClickHouseProbe {
+  readonly client: ClickHouseClient = createClickHouseClient({url: serviceUrls().clickhouseUrl})
+
+  constructor(readonly database: string) {}
+
+  async query<T>(query: string): Promise<T[]> {
+    const result = await this.client.query({query, format: 'JSONEachRow'})
+    return result.json<T>()
+  }
+
+  /** Rows in the events table; 0 while the table does not exist yet. */
+  async rows(): Promise<number> {
+    const exists = await this.query<{n: string}>(`SELECT count() AS n FROM system.tables WHERE database = '${this.database}' AND name = 'events'`)
+    if (Number(exists[0].n) === 0) return 0
+    const [row] = await this.query<{n: string}>(`SELECT count() AS n FROM \`${this.database}\`.events`)
+    return Number(row.n)
+  }
+
+  async distinctDevices(): Promise<number> {
+    const [row] = await this.query<{n: string}>(`SELECT uniqExact(device_ip) AS n FROM \`${this.database}\`.events`)
+    return Number(row.n)
+  }
+
+  async close(): Promise<void> {
+    await this.client.close()
+  }
+}
+
+export async function redisCount(key: string): Promise<number> {
+  const client = createRedisClient({url: serviceUrls().redisUrl})
+  await client.connect()
+  try {
+    return await client.pfCount(key)
+  } finally {
+    await client.close()
+  }
+}
+
+/** Peak resident memory (VmHWM) of a running process in MiB, or undefined once it has gone. */
+export function peakRssMiB(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) / 1024 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Polls a running process's VmHWM every `intervalMs`; `stop()` returns the largest value seen. */
+export function samplePeakRss(running: RunningCli, intervalMs = 200): {stop: () => number} {
+  let peak = 0
+  const sample = () => {
+    const value = peakRssMiB(running.child.pid)
+    if (value !== undefined && running.child.exitCode === null) peak = Math.max(peak, value)
+  }
+  const timer = setInterval(sample, intervalMs)
+  return {
+    stop: () => {
+      sample()
+      clearInterval(timer)
+      return peak
+    },
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits until `value()` differs from `from` (e.g. rows grew: a flush happened). */
+export async function waitForChange(what: string, value: () => Promise<number>, from: number, timeoutMs = 60_000, intervalMs = 25): Promise<number> {
+  return waitFor(
+    what,
+    async () => {
+      const now = await value()
+      return now === from ? undefined : now
+    },
+    timeoutMs,
+    intervalMs,
+  )
+}
+
+/** Lines of a process's stderr matching `pattern`. */
+export function linesMatching(text: string, pattern: RegExp): string[] {
+  return text.split('\n').filter((line) => pattern.test(line))
+}
+
+/** Reports a figure in the test output (collected into the README's delivery guarantees). */
+export function reportFigure(line: string): void {
+  process.stdout.write(`      ↳ ${line}\n`)
+}
+
+/** The device IPs `ipc produce --seed seed --num-devices n --num-messages m` sends (the message keys). */
+export function generatedDevices(seed: number, numDevices: number, numMessages: number): Set<string> {
+  const generator = new EventGenerator({numDevices, seed})
+  const devices = new Set<string>()
+  for (let i = 0; i < numMessages; i++) devices.add(generator.next().key)
+  return devices
+}

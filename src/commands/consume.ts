@@ -1,6 +1,6 @@
 import {Command, Errors, Flags} from '@oclif/core'
 import {BackendError, type CountBackend} from '../backends/backend.js'
-import {backendOptionsFromFlags, createBackend} from '../backends/registry.js'
+import {backendOptionsFromFlags, backendScalingFlags, backendWriteFlags, createBackend} from '../backends/registry.js'
 import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../consume.js'
 import {formatDuration} from '../duration.js'
 import {errorLine, EXIT_FORCED, EXIT_USAGE, exitCodeFor} from '../exit-codes.js'
@@ -31,6 +31,8 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
   static override flags = {
     ...kafkaFlags,
     ...backendFlags,
+    ...backendScalingFlags,
+    ...backendWriteFlags,
     group: Flags.string({description: 'Consumer group id.', env: 'IPC_GROUP', default: 'ipc'}),
     'from-beginning': Flags.boolean({description: 'Start from the earliest offset when the group has no committed offset (default: only new events).', default: false}),
     'batch-size': Flags.integer({description: 'clickhouse: insert when this many events are buffered.', default: 10_000, min: 1}),

@@ -1,4 +1,4 @@
-import {Command, Flags} from '@oclif/core'
+import {Command, Errors, Flags} from '@oclif/core'
 import {errorLine, EXIT_FORCED, exitCodeFor} from '../exit-codes.js'
 import {MAX_DEVICES} from '../generator.js'
 import {kafkaFlags} from '../flags.js'
@@ -29,6 +29,12 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
     batch: Flags.integer({description: 'Events per send request (raise with --pause-ms 0 for throughput).', default: 1, min: 1, max: 100_000}),
     seed: Flags.integer({description: 'Seed for reproducible runs. Default: random (printed in the summary).'}),
     'kafka-log-level': Flags.string({description: 'Kafka client log level.', options: ['nothing', 'error', 'warn', 'info', 'debug'], default: 'error', env: 'KAFKA_LOG_LEVEL'}),
+  }
+
+  // Under --json oclif would turn every exit code into 1 and print the exit as JSON; keep ours.
+  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error
+    return super.catch(error)
   }
 
   async run(): Promise<ProduceSummary> {

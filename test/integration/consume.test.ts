@@ -177,6 +177,13 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     for (const letter of received) expect(letter.reason).to.equal(byValue.get(letter.value.toString('base64')))
   })
 
+  it('ipc produce against an unreachable broker exits 3 with the error on stderr, also with --json', async () => {
+    const result = await runIpc(['produce', '--topic', uniqueName('nowhere'), '--brokers', '127.0.0.1:1', '--num-messages', '1', '--json'])
+    expect(result.code).to.equal(3)
+    expect(result.stdout).to.equal('')
+    expect(result.stderr).to.match(/^ipc produce: .*ECONNREFUSED.*\(brokers 127\.0\.0\.1:1\)$/m)
+  })
+
   it('two consumers in one group share a 4-partition topic and together count exactly', async () => {
     const topic = uniqueName('shared')
     const database = uniqueName('ipc')

@@ -176,6 +176,11 @@ export class ConsumePipeline {
       this.stats.joinedAt = Date.now()
       this.idleSince = this.stats.joinedAt
     })
+    consumer.on(consumer.events.REBALANCING, () => {
+      // A member between generations holds no partitions: that is not idleness, so --until-idle
+      // counts again only from the next join.
+      this.idleSince = undefined
+    })
     consumer.on(consumer.events.FETCH, () => {
       const now = Date.now()
       // After a gap without answers (broker unreachable, client restarting) idle time starts anew.

@@ -77,14 +77,8 @@ abstract class LabelledMetric<Series> implements Metric {
   abstract renderSamples(): string[]
 }
 
-export class Counter extends LabelledMetric<{value: number}> {
-  readonly type = 'counter'
-
-  inc(labels: Labels = {}, amount = 1): void {
-    if (!(amount >= 0)) throw new MetricError(`${this.name}: a counter only goes up (got ${amount})`)
-    this.seriesFor(labels).value += amount
-  }
-
+/** A metric with one number per label set: what counters and gauges share. */
+abstract class SingleValueMetric extends LabelledMetric<{value: number}> {
   get(labels: Labels = {}): number {
     return this.seriesFor(labels).value
   }
@@ -101,26 +95,20 @@ export class Counter extends LabelledMetric<{value: number}> {
   }
 }
 
-export class Gauge extends LabelledMetric<{value: number}> {
+export class Counter extends SingleValueMetric {
+  readonly type = 'counter'
+
+  inc(labels: Labels = {}, amount = 1): void {
+    if (!(amount >= 0)) throw new MetricError(`${this.name}: a counter only goes up (got ${amount})`)
+    this.seriesFor(labels).value += amount
+  }
+}
+
+export class Gauge extends SingleValueMetric {
   readonly type = 'gauge'
 
   set(value: number, labels: Labels = {}): void {
     this.seriesFor(labels).value = value
-  }
-
-  get(labels: Labels = {}): number {
-    return this.seriesFor(labels).value
-  }
-
-  protected initialSeries(): {value: number} {
-    return {value: 0}
-  }
-
-  renderSamples(): string[] {
-    if (this.labelNames.length === 0 && this.series.size === 0) this.seriesFor({})
-    return [...this.series.values()].map(
-      ({values, data}) => `${this.name}${renderLabels(this.labelNames, values)} ${formatSampleValue(data.value)}`,
-    )
   }
 }
 

@@ -11,14 +11,9 @@ import {
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/identifiers.js'
 import {waitFor} from '../support/cli.js'
-import {uniqueName} from '../support/services.js'
+import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
 
-function clickhouseUrl(): string {
-  const url = process.env.CLICKHOUSE_URL
-  if (!url) throw new Error('CLICKHOUSE_URL is not set: run through mocha with .mocharc.json, or set it to a test ClickHouse')
-  return url
-}
 
 const DEC_3_2021_161530_123 = Date.UTC(2021, 11, 3, 16, 15, 30, 123)
 

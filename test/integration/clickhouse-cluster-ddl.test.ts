@@ -6,14 +6,9 @@ import type {BackendOptions} from '../../src/backends/registry.js'
 import {HOUR_MS} from '../../src/count-query.js'
 import {IdentifierError} from '../../src/identifiers.js'
 import {runIpc} from '../support/cli.js'
-import {uniqueName} from '../support/services.js'
+import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents} from './windows-fixture.js'
 
-function clickhouseUrl(): string {
-  const url = process.env.CLICKHOUSE_URL
-  if (!url) throw new Error('CLICKHOUSE_URL is not set: run through mocha with .mocharc.json, or set it to a test ClickHouse')
-  return url
-}
 
 /** A one-shard cluster of the test ClickHouse alone, defined in the config scripts/services writes. */
 function devCluster(): string {

@@ -5,14 +5,9 @@ import {RedisBackend} from '../../src/backends/redis.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/identifiers.js'
 import {waitFor} from '../support/cli.js'
-import {uniqueName} from '../support/services.js'
+import {redisUrl, uniqueName} from '../support/services.js'
 import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
 
-function redisUrl(): string {
-  const url = process.env.REDIS_URL
-  if (!url) throw new Error('REDIS_URL is not set: run through mocha with .mocharc.json, or set it to a test Redis')
-  return url
-}
 
 function options(overrides: Partial<BackendOptions> = {}): BackendOptions {
   return {

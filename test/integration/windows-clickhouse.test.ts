@@ -5,14 +5,9 @@ import {ClickHouseBackend, createTableSql, supportsDateTime64} from '../../src/b
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {DAY_MS, HOUR_MS} from '../../src/count-query.js'
 import {runIpc} from '../support/cli.js'
-import {uniqueName} from '../support/services.js'
+import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents} from './windows-fixture.js'
 
-function clickhouseUrl(): string {
-  const url = process.env.CLICKHOUSE_URL
-  if (!url) throw new Error('CLICKHOUSE_URL is not set: run through mocha with .mocharc.json, or set it to a test ClickHouse')
-  return url
-}
 
 function options(database: string, overrides: Partial<BackendOptions> = {}): BackendOptions {
   return {

@@ -4,14 +4,9 @@ import {RedisBackend, RedisKeys, SCRIPT_MAX_DEVICES} from '../../src/backends/re
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {HOUR_MS, bucketStart} from '../../src/count-query.js'
 import {runIpc} from '../support/cli.js'
-import {uniqueName} from '../support/services.js'
+import {redisUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, deviceIp, exactCount, exactSeries, hourRounded, iso, windowEvents, withinHllError} from './windows-fixture.js'
 
-function redisUrl(): string {
-  const url = process.env.REDIS_URL
-  if (!url) throw new Error('REDIS_URL is not set: run through mocha with .mocharc.json, or set it to a test Redis')
-  return url
-}
 
 function options(key: string, overrides: Partial<BackendOptions> = {}): BackendOptions {
   return {

@@ -4,16 +4,11 @@ import http from 'node:http'
 import {ClickHouseBackend} from '../../src/backends/clickhouse.js'
 import {HOUR_MS} from '../../src/count-query.js'
 import {type CliResult, type RunningCli, startIpc, waitFor} from '../support/cli.js'
-import {uniqueName} from '../support/services.js'
+import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents} from './windows-fixture.js'
 
 const LISTENING = /ipc serve: listening on (http:\/\/127\.0\.0\.1:\d+) /
 
-function clickhouseUrl(): string {
-  const url = process.env.CLICKHOUSE_URL
-  if (!url) throw new Error('CLICKHOUSE_URL is not set: run through mocha with .mocharc.json, or set it to a test ClickHouse')
-  return url
-}
 
 function getJson(baseUrl: string, path: string): Promise<{status: number; body: Record<string, unknown>}> {
   return new Promise((resolve, reject) => {

@@ -28,9 +28,19 @@ export function serviceUrls(): ServiceUrls {
       .split(',')
       .map((broker) => broker.trim())
       .filter(Boolean),
-    redisUrl: required('REDIS_URL'),
-    clickhouseUrl: required('CLICKHOUSE_URL'),
+    redisUrl: redisUrl(),
+    clickhouseUrl: clickhouseUrl(),
   }
+}
+
+/** REDIS_URL alone, for tests that need no other service. */
+export function redisUrl(): string {
+  return required('REDIS_URL')
+}
+
+/** CLICKHOUSE_URL alone, for tests that need no other service. */
+export function clickhouseUrl(): string {
+  return required('CLICKHOUSE_URL')
 }
 
 /**

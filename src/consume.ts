@@ -89,6 +89,9 @@ export class ConsumePipeline {
   private consumer?: Consumer
   private producer?: Producer
   private readonly commitChains = new Map<number, Promise<void>>()
+  /** Durable offsets not yet sent, by partition: the latest wins. */
+  private readonly committable = new Map<number, {topic: string; partition: number; offset: string}>()
+  private committing?: Promise<void>
   private readonly invalidLog: RateLimitedLog
   private inFlightBatches = 0
   private inFlightDrained?: () => void
@@ -266,8 +269,10 @@ export class ConsumePipeline {
       const deadLetters: Message[] = []
       const {maxMessages, dlqTopic} = this.options
       let lastOffset: string | undefined
+      // isStale() (a seek is pending) costs a JSON.stringify per call: ask once per batch.
+      if (isStale()) return
       for (const message of batch.messages) {
-        if (!isRunning() || isStale()) break
+        if (!isRunning()) break
         if (maxMessages !== undefined && this.stats.processed >= maxMessages) break
         const result = parseEvent(message.value)
         this.stats.processed++
@@ -324,20 +329,50 @@ export class ConsumePipeline {
     return new ConsumeError(`processing ${topic}[${partition}] failed: ${errorLine(error)}`, {cause: error})
   }
 
+  /**
+   * Queues the commit of `offset` for when `durable` resolved and every earlier batch of the
+   * partition was committable. Commits are coalesced: one OffsetCommit request at a time carries the
+   * latest durable offset of every partition, so a stream of small batches does not cost a broker
+   * round trip each (as Kafka Connect commits periodically rather than per record).
+   */
   private chainCommit(topic: string, partition: number, offset: string, durable: Promise<void>): void {
     const previous = this.commitChains.get(partition) ?? Promise.resolve()
-    const next = Promise.all([previous, durable]).then(async () => {
-      if (this.failure) return
-      try {
-        await this.consumer?.commitOffsets([{topic, partition, offset}])
-        this.stats.committed[partition] = offset
-      } catch (error) {
-        // The partition may have moved to another member in a rebalance: its new owner re-reads
-        // from the last commit, which at worst counts a device again (harmless for a distinct count).
-        this.options.log(`commit of ${topic}[${partition}]@${offset} failed: ${(error as Error).message}`)
-      }
-    })
+    const next = Promise.all([previous, durable]).then(
+      () => {
+        if (this.failure) return
+        this.committable.set(partition, {topic, partition, offset})
+        this.commitCoalesced()
+      },
+      (error: unknown) => this.fail(this.batchFailure(topic, partition, error)),
+    )
     this.commitChains.set(partition, next)
+  }
+
+  /** Sends one commit with every committable offset unless one is in flight; repeats while more arrive. */
+  private commitCoalesced(): void {
+    if (this.committing || this.committable.size === 0) return
+    const offsets = [...this.committable.values()]
+    this.committable.clear()
+    this.committing = (async () => {
+      try {
+        await this.consumer?.commitOffsets(offsets)
+        for (const {partition, offset} of offsets) this.stats.committed[partition] = offset
+      } catch (error) {
+        // A partition may have moved to another member in a rebalance: its new owner re-reads
+        // from the last commit, which at worst counts a device again (harmless for a distinct count).
+        const where = offsets.map(({topic, partition, offset}) => `${topic}[${partition}]@${offset}`).join(', ')
+        this.options.log(`commit of ${where} failed: ${(error as Error).message}`)
+      } finally {
+        this.committing = undefined
+      }
+      if (!this.failure) this.commitCoalesced()
+    })()
+  }
+
+  /** Resolves once every chained commit has been sent (or the consumer failed). */
+  private async commitsSettled(): Promise<void> {
+    await Promise.all(this.commitChains.values())
+    while (this.committing) await this.committing
   }
 
   private async shutDown(consumer: Consumer): Promise<ConsumeSummary> {
@@ -353,7 +388,7 @@ export class ConsumePipeline {
       try {
         // Without maxRetryTimeMs a backend that stays down keeps this waiting (a second signal exits).
         await this.options.backend.flush()
-        await Promise.all(this.commitChains.values())
+        await this.commitsSettled()
       } catch (error) {
         this.failure = new ConsumeError(`final flush failed, offsets of the unwritten events left uncommitted: ${errorLine(error)}`, {cause: error})
       }

@@ -1,3 +1,4 @@
+import {Readable} from 'node:stream'
 import {type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient} from '@clickhouse/client'
 import {
   BUCKET_MS,
@@ -19,9 +20,9 @@ import {
   errorReason,
   type RangeCountBackend,
   type RetryPolicy,
-  retryWithBackoff,
   urlWithoutCredentials,
 } from './backend.js'
+import {BatchWriter, type WriteBatch} from './batch-writer.js'
 import type {BackendOptions, ClusterDdlMode} from './registry.js'
 
 export const DEFAULT_BATCH_SIZE = 10_000
@@ -41,11 +42,6 @@ export const BACKFILL_TIMEOUT_MS = 3_600_000
  * An existing table keeps the layout it was created with, whatever the server version now.
  */
 export type TimestampLayout = 'datetime64' | 'epoch-ms'
-
-/** JSONEachRow row for one event. */
-export type EventRow =
-  | {timestamp: string; device_ip: string; error_code: number}
-  | {timestamp_ms: number; device_ip: string; error_code: number}
 
 /**
  * Server error codes that retrying cannot fix: missing column/table/database, read-only or unknown
@@ -338,38 +334,31 @@ export function formatDateTime64(timestampMs: number): string {
   return new Date(timestampMs).toISOString().slice(0, 23).replace('T', ' ')
 }
 
-export function toEventRow(event: DeviceEvent, layout: TimestampLayout): EventRow {
-  return layout === 'datetime64'
-    ? {timestamp: formatDateTime64(event.timestampMs), device_ip: event.deviceIp, error_code: event.errorCode}
-    : {timestamp_ms: event.timestampMs, device_ip: event.deviceIp, error_code: event.errorCode}
+const TSV_SPECIAL = /[\\\t\n\r]/g
+const TSV_ESCAPES: Record<string, string> = {'\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r'}
+
+/** A string as a TabSeparated field: backslash, tab, line feed and carriage return escaped. */
+export function escapeTsv(value: string): string {
+  return value.replace(TSV_SPECIAL, (special) => TSV_ESCAPES[special])
 }
 
-interface Batch {
-  readonly rows: EventRow[]
-  /** Set when the flush interval passed or `flush()` asked for it: insert as soon as possible. */
-  due: boolean
-  timer?: NodeJS.Timeout
-  /** Resolves when the batch was inserted; rejects only when retries gave up. */
-  readonly written: Promise<void>
-  /** What `AddReceipt.durable` hands out: resolves with `written`, never rejects. */
-  readonly durable: Promise<void>
-  resolve(): void
-  reject(error: BackendError): void
+/** One event as a TabSeparated line, in the order of the insert's columns. */
+export function toTsvRow(event: DeviceEvent, layout: TimestampLayout): string {
+  const timestamp = layout === 'datetime64' ? formatDateTime64(event.timestampMs) : event.timestampMs
+  return `${timestamp}\t${escapeTsv(event.deviceIp)}\t${event.errorCode}\n`
 }
 
-function newBatch(): Batch {
-  let resolve!: () => void
-  let reject!: (error: BackendError) => void
-  const written = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  // Marks the rejection handled: a batch nobody flushes must not crash the process when it fails.
-  written.catch(() => {})
-  // A receipt never rejects (see AddReceipt): after a give-up the events are not durable, ever;
-  // the caller learns of it from add()/flush() rejecting.
-  const durable = written.catch(() => new Promise<void>(() => {}))
-  return {rows: [], due: false, written, durable, resolve, reject}
+/** A batch of events as TabSeparated text: the cheapest form to build, send and parse. */
+class TsvBatch implements WriteBatch<DeviceEvent> {
+  size = 0
+  text = ''
+  /** The layout is read when events arrive: `add()` connects (and learns it) first. */
+  constructor(private readonly layout: () => TimestampLayout) {}
+
+  append(event: DeviceEvent): void {
+    this.text += toTsvRow(event, this.layout())
+    this.size++
+  }
 }
 
 /**
@@ -414,10 +403,7 @@ export class ClickHouseBackend implements RangeCountBackend {
   private connecting?: Promise<void>
   private layout?: TimestampLayout
   private insertSettings: Record<string, string> = {}
-  private filling = newBatch()
-  private writing?: {batch: Batch; done: Promise<void>}
-  private failed?: BackendError
-  private closed = false
+  private readonly writer: BatchWriter<DeviceEvent, TsvBatch>
 
   constructor(options: BackendOptions) {
     const url = parseHttpUrl(options.clickhouseUrl)
@@ -456,6 +442,18 @@ export class ClickHouseBackend implements RangeCountBackend {
       log: {level: ClickHouseLogLevel.OFF},
     }
     this.client = createClient(this.clientOptions)
+    this.writer = new BatchWriter({
+      batchSize: this.batchSize,
+      flushIntervalMs: this.flushIntervalMs,
+      newBatch: () => new TsvBatch(() => this.layout as TimestampLayout),
+      write: (batch) => this.insert(batch.text),
+      retryPolicy: this.retryPolicy,
+      isRetryable: (error) => !PERMANENT_ERROR_CODES.has(serverErrorCode(error) ?? -1),
+      describe: (batch) => `inserting ${batch.size} rows`,
+      failure: (action, error) => this.failure(action, error),
+      onError: this.onError,
+      closedError: () => new BackendError(`ClickHouse backend at ${this.location} is closed`, this.name, this.location),
+    })
   }
 
   /** Whether counts read the rollups (known after `connect()`; false before). */
@@ -470,7 +468,7 @@ export class ClickHouseBackend implements RangeCountBackend {
 
   /** Rows waiting in memory (not yet in an insert). */
   get bufferedRows(): number {
-    return this.filling.rows.length
+    return this.writer.buffered
   }
 
   /** Detects the server version, creates database and table if missing and reads the table's layout. */
@@ -483,40 +481,14 @@ export class ClickHouseBackend implements RangeCountBackend {
   }
 
   async add(events: readonly DeviceEvent[]): Promise<AddReceipt> {
-    this.assertUsable()
+    if (this.writer.failure) throw this.writer.failure
     await this.connect()
-    const layout = this.layout as TimestampLayout
-    const batches: Batch[] = []
-    let next = 0
-    while (next < events.length) {
-      this.assertUsable()
-      const batch = this.filling
-      if (batch.rows.length >= this.batchSize) {
-        // Back-pressure: both the in-flight batch and this one are full.
-        this.pump()
-        await this.writing?.done
-        continue
-      }
-      if (batch.rows.length === 0) this.startTimer(batch)
-      const end = Math.min(events.length, next + this.batchSize - batch.rows.length)
-      for (let index = next; index < end; index++) batch.rows.push(toEventRow(events[index], layout))
-      next = end
-      if (batches.at(-1) !== batch) batches.push(batch)
-      if (batch.rows.length >= this.batchSize) this.pump()
-    }
-    if (batches.length === 0) return {durable: Promise.resolve()}
-    const durable = batches.length === 1 ? batches[0].durable : Promise.all(batches.map((batch) => batch.durable)).then(() => {})
-    return {durable}
+    return this.writer.add(events)
   }
 
   /** Inserts everything buffered now; resolves when it is in ClickHouse. */
   async flush(): Promise<void> {
-    if (this.failed) throw this.failed
-    const target = this.filling.rows.length > 0 ? this.filling : this.writing?.batch
-    if (!target) return
-    target.due = true
-    this.pump()
-    await target.written
+    return this.writer.flush()
   }
 
   /** Distinct device IPs stored: from the devices rollup once connected, else from the events table. */
@@ -561,12 +533,9 @@ export class ClickHouseBackend implements RangeCountBackend {
 
   /** Flushes (retrying as configured), stops the timer and closes the client. */
   async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
     try {
-      await this.flush()
+      await this.writer.close({retry: true})
     } finally {
-      clearTimeout(this.filling.timer)
       await this.client.close()
     }
   }
@@ -648,51 +617,16 @@ export class ClickHouseBackend implements RangeCountBackend {
     )
   }
 
-  private startTimer(batch: Batch): void {
-    batch.timer = setTimeout(() => {
-      batch.due = true
-      this.pump()
-    }, this.flushIntervalMs)
-    // The timer alone never keeps a process alive; close() flushes what is left.
-    batch.timer.unref()
-  }
-
-  /** Starts inserting the filling batch if it is full or due and no insert is in flight. */
-  private pump(): void {
-    if (this.writing || this.failed) return
-    const batch = this.filling
-    if (batch.rows.length === 0 || (!batch.due && batch.rows.length < this.batchSize)) return
-    clearTimeout(batch.timer)
-    this.filling = newBatch()
-    const done = this.write(batch).then(() => {
-      this.writing = undefined
-      this.pump()
-    })
-    this.writing = {batch, done}
-  }
-
-  /** Inserts one batch, retrying until it succeeds or the retry policy gives up. Never rejects. */
-  private async write(batch: Batch): Promise<void> {
-    try {
-      await retryWithBackoff(() => this.insert(batch.rows), {
-        policy: this.retryPolicy,
-        isRetryable: (error) => !PERMANENT_ERROR_CODES.has(serverErrorCode(error) ?? -1),
-        onFailure: (error, retryInMs) =>
-          this.onError?.(this.failure(`inserting ${batch.rows.length} rows (retrying in ${retryInMs} ms)`, error)),
-      })
-      batch.resolve()
-    } catch (error) {
-      this.failed = this.failure(`inserting ${batch.rows.length} rows (gave up)`, error)
-      batch.reject(this.failed)
-      clearTimeout(this.filling.timer)
-      this.filling.reject(this.failed)
-    }
-  }
-
-  private async insert(rows: EventRow[]): Promise<void> {
+  private async insert(text: string): Promise<void> {
     const columns: [string, ...string[]] =
       this.layout === 'datetime64' ? ['timestamp', 'device_ip', 'error_code'] : ['timestamp_ms', 'device_ip', 'error_code']
-    await this.client.insert({table: this.qualifiedTable, values: rows, format: 'JSONEachRow', columns, clickhouse_settings: this.insertSettings})
+    await this.client.insert({
+      table: this.qualifiedTable,
+      values: Readable.from([Buffer.from(text)], {objectMode: false}),
+      format: 'TabSeparated',
+      columns,
+      clickhouse_settings: this.insertSettings,
+    })
   }
 
   private async select<T>(action: string, query: string): Promise<T[]> {
@@ -710,11 +644,6 @@ export class ClickHouseBackend implements RangeCountBackend {
     } catch (error) {
       throw this.failure(action, error)
     }
-  }
-
-  private assertUsable(): void {
-    if (this.failed) throw this.failed
-    if (this.closed) throw new BackendError(`ClickHouse backend at ${this.location} is closed`, this.name, this.location)
   }
 
   private failure(action: string, error: unknown): BackendError {

@@ -23,10 +23,9 @@ import {
   type DeviceEvent,
   errorReason,
   type RangeCountBackend,
-  type RetryPolicy,
-  retryWithBackoff,
   urlWithoutCredentials,
 } from './backend.js'
+import {BatchWriter, type WriteBatch} from './batch-writer.js'
 import {type BackendOptions, DEFAULT_REDIS_BUCKET_TTL_MS} from './registry.js'
 
 /** Elements per PFADD call inside the write script (Lua's unpack has a limit of a few thousand). */
@@ -38,34 +37,43 @@ export const PFCOUNT_MAX_KEYS = 1000
 const TEMPORARY_KEY_TTL_SECONDS = 60
 
 /**
- * Writes one `add()` as a single command: for every key (KEYS[i]) ARGV holds its device count, its
- * expiry (epoch seconds, 0 for none) and the devices; the script PFADDs them in chunks and sets the
- * expiry. One command instead of one per key keeps the client's per-command cost from dominating
- * (each batch touches about two keys per error code), and the keys change together. Every key of
- * one base key shares a hash slot, so this also runs on a Redis Cluster.
+ * Writes one batch as a single command. KEYS[1] is the all-time key. ARGV starts with the number of
+ * keys that get an expiry, then (key index, epoch seconds) pairs; the rest are groups, one per
+ * (UTC hour, error code) of the batch: the indexes of its error-code, hour and hour×code keys (0: the
+ * hour is past its TTL, skip it), its device count and its devices. Each device is sent once per
+ * group and PFADDed into all four keys here, rather than sent four times (the client's encoding of
+ * the arguments is the larger cost of a write). Every key of one base key shares a hash slot, so this
+ * also runs on a Redis Cluster.
  */
 export const WRITE_SCRIPT = `
-local at = 1
-for index = 1, #KEYS do
-  local count = tonumber(ARGV[at])
-  local expires = tonumber(ARGV[at + 1])
-  local first = at + 2
-  local last = first + count - 1
+local at = 2 + 2 * tonumber(ARGV[1])
+while at <= #ARGV do
+  local codeKey = KEYS[tonumber(ARGV[at])]
+  local hourIndex = tonumber(ARGV[at + 1])
+  local hourCodeIndex = tonumber(ARGV[at + 2])
+  local first = at + 4
+  local last = first + tonumber(ARGV[at + 3]) - 1
   while first <= last do
     local upto = math.min(first + ${PFADD_CHUNK_SIZE - 1}, last)
-    redis.call('PFADD', KEYS[index], unpack(ARGV, first, upto))
+    redis.call('PFADD', KEYS[1], unpack(ARGV, first, upto))
+    redis.call('PFADD', codeKey, unpack(ARGV, first, upto))
+    if hourIndex > 0 then redis.call('PFADD', KEYS[hourIndex], unpack(ARGV, first, upto)) end
+    if hourCodeIndex > 0 then redis.call('PFADD', KEYS[hourCodeIndex], unpack(ARGV, first, upto)) end
     first = upto + 1
   end
-  if expires > 0 then redis.call('EXPIREAT', KEYS[index], expires) end
   at = last + 1
+end
+for pair = 1, tonumber(ARGV[1]) do
+  redis.call('EXPIREAT', KEYS[tonumber(ARGV[2 * pair])], ARGV[2 * pair + 1])
 end
 return #KEYS
 `
 const WRITE_SCRIPT_SHA1 = createHash('sha1').update(WRITE_SCRIPT).digest('hex')
-/** Devices per script call; a larger `add()` becomes several calls, pipelined in the same round trip. */
+/** Devices per script call; a larger batch becomes several calls, pipelined in the same round trip. */
 export const SCRIPT_MAX_DEVICES = 50_000
 
-const DURABLE: AddReceipt = {durable: Promise.resolve()}
+/** Events per write when `batchSize` is not given; while a write is in flight the next collects up to this many. */
+export const DEFAULT_BATCH_SIZE = 10_000
 
 /** Replies that say the server is busy or temporarily unable to write: worth retrying. */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|READONLY|OOM)\b/
@@ -192,18 +200,23 @@ export class RedisKeys {
  * over several keys) of the hours it touches, so it is widened outward to whole UTC hours; ranges of
  * more than PFCOUNT_MAX_KEYS keys are PFMERGEd into a temporary key in chunks first.
  *
- * Each `add()` is one command, one round trip ({@link WRITE_SCRIPT}): PFADD of the call's distinct
- * IPs into every key the events touch, plus EXPIREAT of the hourly keys. It resolves once
- * Redis acknowledged the writes, so its receipt is durable at once; how durable an acknowledged write
- * is depends on the server's persistence settings (RDB snapshots / AOF).
+ * Writes are combined (group commit, see {@link BatchWriter}): `add()` puts the events' distinct IPs
+ * into the sets of the keys they touch and returns; one write goes out as soon as none is in flight,
+ * holding everything added since the last one (at most `batchSize` events; a full batch makes
+ * `add()` wait). A write is one command, one round trip ({@link WRITE_SCRIPT}): PFADD into every key
+ * plus EXPIREAT of the hourly keys. The receipt resolves once Redis acknowledged the write holding
+ * its events; how durable an acknowledged write is depends on the server's persistence settings
+ * (RDB snapshots / AOF). Small consumer batches thus cost one round trip per write rather than one
+ * each, and a device repeated across them is sent once.
  *
  * With `redisClusterNodes` the backend talks to a Redis Cluster: all keys of one base key share a
  * hash slot (the `{K}` tag), so they live on one master and multi-key commands work.
  *
  * Connections: node-redis' own reconnect loop is off. A lost connection is re-opened by the next
- * operation; `connect()` and `count()` fail at once with a BackendError, while `add()` retries with
+ * operation; `connect()` and `count()` fail at once with a BackendError, while writes are retried with
  * capped exponential backoff (each failure reported through `onError`) so a consumer pauses while
- * Redis is down instead of losing events. `close()` stops those retries.
+ * Redis is down instead of losing events. `close()` writes what is buffered if Redis takes it, and
+ * stops retrying a write that is failing (its receipts reject).
  */
 export class RedisBackend implements RangeCountBackend {
   readonly name = 'redis'
@@ -217,8 +230,7 @@ export class RedisBackend implements RangeCountBackend {
   private readonly url: string
   private readonly cluster?: ClusterSeed
   private readonly requestTimeoutMs: number
-  private readonly retryPolicy: RetryPolicy
-  private readonly onError?: (error: BackendError) => void
+  private readonly writer: BatchWriter<DeviceEvent, DeviceSets>
   private readonly closing = new AbortController()
   private client?: RedisCommands
   private opening?: Promise<RedisCommands>
@@ -228,8 +240,20 @@ export class RedisBackend implements RangeCountBackend {
     this.key = validateRedisKey(options.redisKey)
     this.keys = new RedisKeys(this.key)
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-    this.retryPolicy = {...DEFAULT_RETRY_POLICY, maxRetryTimeMs: options.maxRetryTimeMs}
-    this.onError = options.onError
+    const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new RangeError(`invalid batch size ${batchSize}: use a positive integer`)
+    this.writer = new BatchWriter({
+      batchSize,
+      flushIntervalMs: 0,
+      newBatch: () => new DeviceSets(),
+      write: (batch) => this.write(this.writesFor(batch, Date.now())),
+      retryPolicy: {...DEFAULT_RETRY_POLICY, maxRetryTimeMs: options.maxRetryTimeMs},
+      isRetryable: isTransient,
+      describe: (batch) => `writing ${batch.size} events`,
+      failure: (action, error) => this.failure(action, error),
+      onError: options.onError,
+      closedError: () => this.closedError(),
+    })
     const ttl = options.redisBucketTtlMs ?? DEFAULT_REDIS_BUCKET_TTL_MS
     if (!Number.isSafeInteger(ttl) || ttl < 0) throw new RangeError(`invalid Redis bucket TTL ${ttl}: use a duration, or 0 to keep buckets for ever`)
     this.bucketTtlMs = ttl
@@ -255,23 +279,13 @@ export class RedisBackend implements RangeCountBackend {
   }
 
   async add(events: readonly DeviceEvent[]): Promise<AddReceipt> {
-    if (events.length === 0) return DURABLE
-    const writes = this.writesFor(events, Date.now())
-    try {
-      await retryWithBackoff(() => this.write(writes), {
-        policy: this.retryPolicy,
-        signal: this.closing.signal,
-        isRetryable: isTransient,
-        onFailure: (error, retryInMs) => this.onError?.(this.failure(`writing failed, retrying in ${retryInMs} ms`, error)),
-      })
-    } catch (error) {
-      throw this.failure('writing failed', error)
-    }
-    return DURABLE
+    return this.writer.add(events)
   }
 
-  /** Nothing is buffered: every `add()` has been written when it resolves. */
-  async flush(): Promise<void> {}
+  /** Writes everything added so far; resolves when Redis acknowledged it. */
+  async flush(): Promise<void> {
+    return this.writer.flush()
+  }
 
   async count(): Promise<number> {
     const client = await this.connectedClient()
@@ -317,47 +331,29 @@ export class RedisBackend implements RangeCountBackend {
     return keys
   }
 
-  /** Which devices go into which key, for one `add()`; hourly keys past their TTL are left out. */
-  private writesFor(events: readonly DeviceEvent[], nowMs: number): KeyWrites {
-    const all = new Set<string>()
-    const byCode = new Map<number, Set<string>>()
-    const byHour = new Map<number, Set<string>>()
-    const byHourCode = new Map<number, Set<string>>()
-    for (const {deviceIp, errorCode, timestampMs} of events) {
-      all.add(deviceIp)
-      addTo(byCode, errorCode, deviceIp)
-      const hour = Math.floor(timestampMs / HOUR_MS)
-      addTo(byHour, hour, deviceIp)
-      // One number per (hour, code): error codes are -128..127.
-      addTo(byHourCode, hour * 256 + (errorCode + 128), deviceIp)
-    }
-    const calls: Array<KeyWrites[number] & {devices: number}> = []
-    let call = {keys: [] as string[], args: [] as string[], devices: SCRIPT_MAX_DEVICES}
-    const add = (key: string, devices: Set<string>, expiresAt = 0) => {
-      let left = devices.size
+  /** The script calls that write one batch; hourly keys past their TTL are left out. */
+  private writesFor(batch: DeviceSets, nowMs: number): KeyWrites {
+    const calls: ScriptCall[] = []
+    let call: ScriptCall | undefined
+    for (const [group, devices] of batch.byHourCode) {
+      const hour = Math.floor(group / 256)
+      const code = group - hour * 256 - 128
+      const keepsHour = this.bucketTtlMs === 0 || (hour + 1) * HOUR_MS + this.bucketTtlMs > nowMs
+      const expiresAt = this.bucketTtlMs === 0 ? 0 : Math.ceil(((hour + 1) * HOUR_MS + this.bucketTtlMs) / 1000)
       const iterator = devices.values()
-      while (left > 0) {
-        if (call.devices >= SCRIPT_MAX_DEVICES) calls.push((call = {keys: [], args: [], devices: 0}))
+      for (let left = devices.size; left > 0; ) {
+        if (!call || call.devices >= SCRIPT_MAX_DEVICES) calls.push((call = new ScriptCall(this.key)))
         const take = Math.min(left, SCRIPT_MAX_DEVICES - call.devices)
-        call.keys.push(key)
-        call.args.push(String(take), String(expiresAt))
-        for (let index = 0; index < take; index++) call.args.push(iterator.next().value as string)
+        const codeIndex = call.keyIndex(this.keys.errorCode(code), 0)
+        const hourIndex = keepsHour ? call.keyIndex(this.keys.hour(hour * HOUR_MS), expiresAt) : 0
+        const hourCodeIndex = keepsHour ? call.keyIndex(this.keys.hourErrorCode(hour * HOUR_MS, code), expiresAt) : 0
+        call.groups.push(String(codeIndex), String(hourIndex), String(hourCodeIndex), String(take))
+        for (let index = 0; index < take; index++) call.groups.push(iterator.next().value as string)
         call.devices += take
         left -= take
       }
     }
-    add(this.key, all)
-    for (const [code, devices] of byCode) add(this.keys.errorCode(code), devices)
-    const keepsHour = (hour: number) => this.bucketTtlMs === 0 || (hour + 1) * HOUR_MS + this.bucketTtlMs > nowMs
-    const expiresAt = (hour: number) => (this.bucketTtlMs === 0 ? 0 : Math.ceil(((hour + 1) * HOUR_MS + this.bucketTtlMs) / 1000))
-    for (const [hour, devices] of byHour) {
-      if (keepsHour(hour)) add(this.keys.hour(hour * HOUR_MS), devices, expiresAt(hour))
-    }
-    for (const [hourCode, devices] of byHourCode) {
-      const hour = Math.floor(hourCode / 256)
-      if (keepsHour(hour)) add(this.keys.hourErrorCode(hour * HOUR_MS, hourCode - hour * 256 - 128), devices, expiresAt(hour))
-    }
-    return calls
+    return calls.map((each) => each.arguments())
   }
 
   /** PFCOUNT of the union of `keys`; through a temporary PFMERGE key when there are many. */
@@ -374,13 +370,24 @@ export class RedisBackend implements RangeCountBackend {
     return result as number
   }
 
-  /** Stops retries of pending `add()` calls (they reject) and closes the connection. */
+  /**
+   * Writes what is buffered if Redis takes it (a write that is failing is not retried any more: its
+   * receipts reject, and so does `close()`), then closes the connection.
+   */
   async close(): Promise<void> {
     if (this.closing.signal.aborted) return
-    this.closing.abort(new BackendError(`Redis backend at ${this.location} was closed before the write succeeded`, this.name, this.location))
-    const client = this.client ?? (await this.opening?.catch(() => undefined))
-    this.client = undefined
-    if (client?.isOpen) await closeWithin(client, this.requestTimeoutMs)
+    try {
+      await this.writer.close({retry: false})
+    } finally {
+      this.closing.abort(this.closedError())
+      const client = this.client ?? (await this.opening?.catch(() => undefined))
+      this.client = undefined
+      if (client?.isOpen) await closeWithin(client, this.requestTimeoutMs)
+    }
+  }
+
+  private closedError(): BackendError {
+    return new BackendError(`Redis backend at ${this.location} was closed before the write succeeded`, this.name, this.location)
   }
 
   private async write(writes: KeyWrites): Promise<void> {
@@ -488,14 +495,54 @@ function isTransient(error: unknown): boolean {
   return true
 }
 
-/** The arguments of the WRITE_SCRIPT calls of one `add()`. */
-type KeyWrites = Array<{keys: string[]; args: string[]}>
+/**
+ * What one write holds: the distinct devices of the events added since the last write, per (UTC hour,
+ * error code) as one number, `hour * 256 + code + 128` (error codes are -128..127).
+ */
+class DeviceSets implements WriteBatch<DeviceEvent> {
+  size = 0
+  readonly byHourCode = new Map<number, Set<string>>()
 
-function addTo<K>(map: Map<K, Set<string>>, key: K, device: string): void {
-  let devices = map.get(key)
-  if (!devices) map.set(key, (devices = new Set()))
-  devices.add(device)
+  append({deviceIp, errorCode, timestampMs}: DeviceEvent): void {
+    this.size++
+    const group = Math.floor(timestampMs / HOUR_MS) * 256 + errorCode + 128
+    let devices = this.byHourCode.get(group)
+    if (!devices) this.byHourCode.set(group, (devices = new Set()))
+    devices.add(deviceIp)
+  }
 }
+
+/** One WRITE_SCRIPT call being built: its keys (each once, the all-time key first), expiries and groups. */
+class ScriptCall {
+  readonly keys: string[]
+  private readonly indexes = new Map<string, number>()
+  private readonly expiries: string[] = []
+  readonly groups: string[] = []
+  devices = 0
+
+  constructor(allTimeKey: string) {
+    this.keys = [allTimeKey]
+  }
+
+  /** The 1-based index of `key` in KEYS, adding it (with its expiry, 0 for none) the first time. */
+  keyIndex(key: string, expiresAt: number): number {
+    let index = this.indexes.get(key)
+    if (index === undefined) {
+      this.keys.push(key)
+      index = this.keys.length
+      this.indexes.set(key, index)
+      if (expiresAt > 0) this.expiries.push(String(index), String(expiresAt))
+    }
+    return index
+  }
+
+  arguments(): {keys: string[]; args: string[]} {
+    return {keys: this.keys, args: [String(this.expiries.length / 2)].concat(this.expiries, this.groups)}
+  }
+}
+
+/** The arguments of the WRITE_SCRIPT calls of one write. */
+type KeyWrites = Array<{keys: string[]; args: string[]}>
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = []

@@ -10,7 +10,7 @@ import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from
 
 export default class Consume extends Command {
   static override summary = 'Consume device events from Kafka and count unique device IPs.'
-  static override description = `Joins consumer group --group (several processes with one group share the topic's partitions), validates every event, parses its timestamp, and adds valid events to the backend. A partition's offset is committed only after the backend has durably taken every event up to it (clickhouse: after the batch insert succeeded), so a crash loses nothing: uncommitted events are read again, and counting a device twice does not change a distinct count.
+  static override description = `Joins consumer group --group (several processes with one group share the topic's partitions), validates every event, parses its timestamp, and adds valid events to the backend. A partition's offset is committed only after the backend has durably taken every event up to it (after the write holding it succeeded: redis acknowledged the PFADDs, clickhouse the batch insert), so a crash loses nothing: uncommitted events are read again, and counting a device twice does not change a distinct count.
 
 Prints "Total devices: N" every --report-interval. SIGINT/SIGTERM, --until-idle and --max-messages stop cleanly: stop fetching, flush, commit, print the summary, exit 0. A second SIGINT/SIGTERM exits at once (code 130) without committing.
 
@@ -35,7 +35,11 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     ...backendWriteFlags,
     group: Flags.string({description: 'Consumer group id.', env: 'IPC_GROUP', default: 'ipc'}),
     'from-beginning': Flags.boolean({description: 'Start from the earliest offset when the group has no committed offset (default: only new events).', default: false}),
-    'batch-size': Flags.integer({description: 'clickhouse: insert when this many events are buffered.', default: 10_000, min: 1}),
+    'batch-size': Flags.integer({
+      description: 'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what arrived while the previous one was in flight, up to this many. Either way add() waits once two batches are in memory.',
+      default: 10_000,
+      min: 1,
+    }),
     'flush-interval': durationFlag({description: 'clickhouse: insert buffered events at least this often, even when no new events arrive.', default: 30_000}),
     'report-interval': durationFlag({description: 'How often to print "Total devices: N".', default: 30_000}),
     'until-idle': durationFlag({description: 'Stop cleanly when no event has arrived for this long (one-shot runs).'}),

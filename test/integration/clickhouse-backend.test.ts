@@ -4,9 +4,10 @@ import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
 import {
   ClickHouseBackend,
   createTableSql,
+  escapeTsv,
   formatDateTime64,
   supportsDateTime64,
-  toEventRow,
+  toTsvRow,
 } from '../../src/backends/clickhouse.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/identifiers.js'
@@ -35,10 +36,11 @@ describe('ClickHouse backend helpers', () => {
     expect(formatDateTime64(Date.UTC(1999, 0, 1, 0, 0, 0, 7))).to.equal('1999-01-01 00:00:00.007')
   })
 
-  it('builds rows per layout, carrying values only as data', () => {
-    const event = {timestampMs: DEC_3_2021_161530_123, deviceIp: "1.2.3.4'); DROP TABLE x; --", errorCode: -3}
-    expect(toEventRow(event, 'epoch-ms')).to.deep.equal({timestamp_ms: DEC_3_2021_161530_123, device_ip: event.deviceIp, error_code: -3})
-    expect(toEventRow(event, 'datetime64')).to.deep.equal({timestamp: '2021-12-03 16:15:30.123', device_ip: event.deviceIp, error_code: -3})
+  it('builds TabSeparated rows per layout, escaping what would end a field or a row', () => {
+    const event = {timestampMs: DEC_3_2021_161530_123, deviceIp: '10.0.0.1', errorCode: -3}
+    expect(toTsvRow(event, 'epoch-ms')).to.equal(`${DEC_3_2021_161530_123}\t10.0.0.1\t-3\n`)
+    expect(toTsvRow(event, 'datetime64')).to.equal('2021-12-03 16:15:30.123\t10.0.0.1\t-3\n')
+    expect(escapeTsv('a\tb\nc\rd\\e')).to.equal('a\\tb\\nc\\rd\\\\e')
   })
 
   it('creates a MergeTree ordered by device_ip for both layouts', () => {

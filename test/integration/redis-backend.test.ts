@@ -68,9 +68,11 @@ describe('RedisBackend (real Redis)', () => {
     const redis = backend()
     await redis.connect()
     await redis.add(events(0, 3000))
+    await redis.flush()
     const first = await redis.count()
     await redis.add([...events(0, 3000), ...events(0, 3000)])
     await redis.add(events(1000, 2000))
+    await redis.flush()
     expect(await redis.count()).to.equal(first)
   })
 
@@ -80,6 +82,7 @@ describe('RedisBackend (real Redis)', () => {
     await Promise.all([first.connect(), second.connect()])
     await first.add(events(0, 100))
     await second.add(events(100, 103))
+    await Promise.all([first.flush(), second.flush()])
     expect(await second.count()).to.equal(3)
     expect(await first.count()).to.be.within(98, 102)
   })
@@ -87,7 +90,7 @@ describe('RedisBackend (real Redis)', () => {
   it('stores into the key it was given, as a HyperLogLog', async () => {
     const redis = backend()
     await redis.connect()
-    await redis.add(events(0, 10))
+    await (await redis.add(events(0, 10))).durable
     const client = createClient({url: redisUrl()})
     await client.connect()
     try {
@@ -123,8 +126,11 @@ describe('RedisBackend (real Redis)', () => {
     await client.close()
     const failure = await redis.connect().catch((error: unknown) => error)
     expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('WRONGTYPE')
-    const addFailure = await redis.add(events(0, 1)).catch((error: unknown) => error)
-    expect(addFailure).to.be.instanceOf(BackendError).with.property('message').that.includes('WRONGTYPE')
+    // Not retried (the key will not change type by itself): the receipt rejects, and so does every later call.
+    const receipt = await redis.add(events(0, 1))
+    const writeFailure = await receipt.durable.catch((error: unknown) => error)
+    expect(writeFailure).to.be.instanceOf(BackendError).with.property('message').that.includes('WRONGTYPE')
+    expect(await redis.add(events(1, 2)).catch((error: unknown) => error)).to.equal(writeFailure)
   })
 
   describe('while Redis is unreachable during consumption', () => {
@@ -149,36 +155,41 @@ describe('RedisBackend (real Redis)', () => {
       const failures: BackendError[] = []
       const redis = backend({redisUrl: linkedUrl(), onError: (error) => failures.push(error)})
       await redis.connect()
-      await redis.add(events(0, 10))
+      await (await redis.add(events(0, 10))).durable
       link.cut()
       let settled = false
-      const pending = redis.add(events(10, 20)).finally(() => (settled = true))
+      const receipt = await redis.add(events(10, 20))
+      void receipt.durable.finally(() => (settled = true))
       await waitFor('two reported failures', () => (failures.length >= 2 ? true : undefined), 20_000)
       expect(settled).to.equal(false)
       expect(failures[0]).to.be.instanceOf(BackendError)
       expect(failures[0].message).to.include(`127.0.0.1:${link.port}`).and.include('retrying')
       link.restore()
-      await (await pending).durable
+      await receipt.durable
       expect(await redis.count()).to.equal(20)
     })
 
-    it('gives up with a BackendError once maxRetryTimeMs has passed', async () => {
+    it('gives up once maxRetryTimeMs has passed: the receipt rejects without further calls, and so do later calls', async () => {
       const redis = backend({redisUrl: linkedUrl(), maxRetryTimeMs: 500})
       await redis.connect()
       link.cut()
-      const failure = await redis.add(events(0, 5)).catch((error: unknown) => error)
-      expect(failure).to.be.instanceOf(BackendError)
+      const receipt = await redis.add(events(0, 5))
+      const failure = await receipt.durable.catch((error: unknown) => error)
+      expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('gave up')
+      expect(await redis.add(events(5, 6)).catch((error: unknown) => error)).to.equal(failure)
+      expect(await redis.flush().catch((error: unknown) => error)).to.equal(failure)
     })
 
-    it('close() stops the retries: the pending add() rejects', async () => {
+    it('close() stops the retries: the unwritten receipt and close() reject', async () => {
       const failures: BackendError[] = []
       const redis = backend({redisUrl: linkedUrl(), onError: (error) => failures.push(error)})
       await redis.connect()
       link.cut()
-      const pending = redis.add(events(0, 5)).catch((error: unknown) => error)
+      const receipt = await redis.add(events(0, 5))
       await waitFor('a reported failure', () => (failures.length > 0 ? true : undefined), 20_000)
-      await redis.close()
-      expect(await pending).to.be.instanceOf(BackendError).with.property('message').that.includes('closed')
+      const closing = await redis.close().catch((error: unknown) => error)
+      expect(closing).to.be.instanceOf(BackendError).with.property('message').that.includes('closed')
+      expect(await receipt.durable.catch((error: unknown) => error)).to.equal(closing)
     })
   })
 })

@@ -114,6 +114,7 @@ describe('redis backend on a Redis Cluster', () => {
     const events: DeviceEvent[] = []
     for (let n = 0; n < 20_000; n++) events.push({timestampMs: Date.now() - (n % 7200) * 1000, deviceIp: ip(n), errorCode: n % 4})
     for (let start = 0; start < events.length; start += 5000) await redis.add(events.slice(start, start + 5000))
+    await redis.flush()
     const count = await redis.count()
     expect(Math.abs(count - 20_000) / 20_000).to.be.at.most(0.02)
     expect(redis.location).to.equal(`redis-cluster://${clusterNodes()}`)
@@ -124,6 +125,7 @@ describe('redis backend on a Redis Cluster', () => {
     await redis.connect()
     const {baseMs, events} = windowEvents()
     for (let start = 0; start < events.length; start += 400) await redis.add(events.slice(start, start + 400))
+    await redis.flush()
     const range = {sinceMs: baseMs + HOUR_MS, untilMs: baseMs + 4 * HOUR_MS, errorCodes: [1, 9]}
     const estimate = await redis.countUnique(range)
     expect(withinHllError(estimate, exactCount(events, range)), `${estimate} vs ${exactCount(events, range)}`).to.equal(true)
@@ -142,6 +144,7 @@ describe('redis backend on a Redis Cluster', () => {
     await redis.connect()
     const {baseMs, events} = windowEvents()
     await redis.add(events)
+    await redis.flush()
     const all = await redis.count()
     const plain = await runIpc(['count', '--backend', 'redis', '--redis-cluster', clusterNodes(), '--redis-key', redis.key], {env: CLEAN_ENV})
     expect(plain).to.include({code: 0, stdout: `${all}\n`, stderr: ''})

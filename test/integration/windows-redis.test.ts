@@ -112,7 +112,7 @@ describe('time windows and error codes on redis', () => {
     }
   })
 
-  it('writes each add() with one script call, loading the script again after the server forgot it', async () => {
+  it('writes each batch with one script call, loading the script again after the server forgot it', async () => {
     const scriptKey = uniqueName('ipc_test_script')
     const redis = new RedisBackend(options(scriptKey))
     const client = createClient({url: redisUrl()})
@@ -124,6 +124,7 @@ describe('time windows and error codes on redis', () => {
         {timestampMs: hour + 5, deviceIp: deviceIp(1), errorCode: 3},
         {timestampMs: hour + 6, deviceIp: deviceIp(2), errorCode: -3},
       ])
+      await redis.flush()
       const keys = new RedisKeys(scriptKey)
       expect(await client.pfCount(scriptKey)).to.equal(2)
       expect(await client.pfCount(keys.hour(hour))).to.equal(2)
@@ -147,6 +148,7 @@ describe('time windows and error codes on redis', () => {
         errorCode: n % 2,
       }))
       await redis.add(events)
+      await redis.flush()
       for (const estimate of [await redis.count(), await redis.countUnique({sinceMs: hour, untilMs: hour + HOUR_MS, errorCodes: [0, 1]})]) {
         expect(Math.abs(estimate - events.length) / events.length).to.be.at.most(0.02)
       }
@@ -178,6 +180,7 @@ describe('time windows and error codes on redis', () => {
       ]
       await redis.add(sample)
       await keep.add(sample)
+      await Promise.all([redis.flush(), keep.flush()])
       const keys = new RedisKeys(ttlKey)
       const expiresAt = (recentHour + HOUR_MS + 2 * HOUR_MS) / 1000
       const ttl = await client.ttl(keys.hour(recentHour))

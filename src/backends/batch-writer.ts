@@ -1,0 +1,206 @@
+import type {AddReceipt, BackendError, RetryPolicy} from './backend.js'
+import {retryWithBackoff} from './backend.js'
+
+/** What a backend collects for one write: it counts the items appended (what `batchSize` limits). */
+export interface WriteBatch<T> {
+  readonly size: number
+  append(item: T): void
+}
+
+export interface BatchWriterOptions<T, B extends WriteBatch<T>> {
+  /** Items per batch. While one batch is being written the next fills; once that is full too, `add()` waits. */
+  batchSize: number
+  /**
+   * A batch is written this long after its first item arrived, full or not. 0: as soon as no other
+   * write is in flight (group commit: whatever arrived during one write goes out in the next).
+   */
+  flushIntervalMs: number
+  newBatch(): B
+  /** One attempt at writing a batch; the writer retries it as `retryPolicy` says. */
+  write(batch: B): Promise<void>
+  retryPolicy: RetryPolicy
+  /** False for failures retrying cannot fix; the writer then gives up at once. */
+  isRetryable(error: unknown): boolean
+  /** `inserting 10000 rows`: names a batch in messages. */
+  describe(batch: B): string
+  /** Wraps a failure of `action` into the backend's BackendError. */
+  failure(action: string, error: unknown): BackendError
+  /** Every failed attempt that will be retried. */
+  onError?: (error: BackendError) => void
+  /** The error `add()` throws after `close()`. */
+  closedError(): BackendError
+}
+
+interface PendingBatch<B> {
+  readonly batch: B
+  /** The flush interval passed or `flush()` asked for it: write as soon as possible. */
+  due: boolean
+  timer?: NodeJS.Timeout
+  /** Resolves when the batch was written; rejects when the writer gave up on it. */
+  readonly written: Promise<void>
+  resolve(): void
+  reject(error: BackendError): void
+}
+
+/**
+ * The buffering of a sink (as in Vector's and Kafka Connect's): items collect in a batch that is
+ * written when it holds `batchSize` items or `flushIntervalMs` after its first item, whichever comes
+ * first. One write is in flight at a time and batches are written in order, so at most two batches
+ * are in memory. A failed write keeps its batch and is retried with capped exponential backoff; when
+ * the retry policy gives up (or the failure is permanent) that batch and the filling one are
+ * rejected and every later `add()`/`flush()` rejects with the same error.
+ *
+ * `add()` hands back a receipt whose `durable` resolves once the batches holding its items are
+ * written, and rejects with the BackendError if the writer gave up on them: a consumer commits
+ * offsets on the one and stops on the other, also when no further events arrive.
+ */
+export class BatchWriter<T, B extends WriteBatch<T>> {
+  private filling: PendingBatch<B>
+  private writing?: {pending: PendingBatch<B>; done: Promise<void>}
+  private failed?: BackendError
+  private closed = false
+  /** Since the last successful write, at least one attempt failed. */
+  private failing = false
+  private retrying = true
+  private readonly stopRetries = new AbortController()
+
+  constructor(private readonly options: BatchWriterOptions<T, B>) {
+    this.filling = this.newPending()
+  }
+
+  /** Items waiting in memory (not yet in a write). */
+  get buffered(): number {
+    return this.filling.batch.size
+  }
+
+  /** The error the writer gave up with, if it did. */
+  get failure(): BackendError | undefined {
+    return this.failed
+  }
+
+  async add(items: readonly T[]): Promise<AddReceipt> {
+    const {batchSize} = this.options
+    const batches: Array<PendingBatch<B>> = []
+    let next = 0
+    while (next < items.length) {
+      this.assertUsable()
+      const pending = this.filling
+      if (pending.batch.size >= batchSize) {
+        // Back-pressure: the batch in flight and this one are both full.
+        this.pump()
+        await this.writing?.done
+        continue
+      }
+      if (pending.batch.size === 0) this.startTimer(pending)
+      const end = Math.min(items.length, next + batchSize - pending.batch.size)
+      for (let index = next; index < end; index++) pending.batch.append(items[index])
+      next = end
+      if (batches.at(-1) !== pending) batches.push(pending)
+      this.pump()
+    }
+    if (batches.length === 0) return {durable: Promise.resolve()}
+    if (batches.length === 1) return {durable: batches[0].written}
+    const durable = Promise.all(batches.map((pending) => pending.written)).then(() => {})
+    durable.catch(() => {})
+    return {durable}
+  }
+
+  /** Writes everything added so far now; resolves when it is written. */
+  async flush(): Promise<void> {
+    if (this.failed) throw this.failed
+    const target = this.filling.batch.size > 0 ? this.filling : this.writing?.pending
+    if (!target) return
+    target.due = true
+    this.pump()
+    await target.written
+  }
+
+  /**
+   * Refuses further `add()` calls and flushes. `retry: false` stops retrying: a write that is
+   * failing gives up now, and the flush gets one attempt; the unwritten items' receipts reject.
+   * Rejects when this flush fails; a give-up reported before `close()` is not reported again.
+   */
+  async close({retry}: {retry: boolean}): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.failed) return
+    if (!retry) {
+      this.retrying = false
+      if (this.failing) this.stopRetries.abort(this.options.closedError())
+    }
+    try {
+      await this.flush()
+    } finally {
+      clearTimeout(this.filling.timer)
+    }
+  }
+
+  private newPending(): PendingBatch<B> {
+    let resolve!: () => void
+    let reject!: (error: BackendError) => void
+    const written = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    // Handled here: a batch whose receipts nobody awaits must not crash the process when it fails.
+    written.catch(() => {})
+    return {batch: this.options.newBatch(), due: false, written, resolve, reject}
+  }
+
+  private startTimer(pending: PendingBatch<B>): void {
+    if (this.options.flushIntervalMs === 0) {
+      pending.due = true
+      return
+    }
+    pending.timer = setTimeout(() => {
+      pending.due = true
+      this.pump()
+    }, this.options.flushIntervalMs)
+    // The timer alone never keeps a process alive; close() flushes what is left.
+    pending.timer.unref()
+  }
+
+  /** Starts writing the filling batch if it is full or due and no write is in flight. */
+  private pump(): void {
+    if (this.writing || this.failed) return
+    const pending = this.filling
+    if (pending.batch.size === 0 || (!pending.due && pending.batch.size < this.options.batchSize)) return
+    clearTimeout(pending.timer)
+    this.filling = this.newPending()
+    const done = this.write(pending).then(() => {
+      this.writing = undefined
+      this.pump()
+    })
+    this.writing = {pending, done}
+  }
+
+  /** Writes one batch, retrying until it succeeds or the retry policy gives up. Never rejects. */
+  private async write(pending: PendingBatch<B>): Promise<void> {
+    const {batch} = pending
+    const {describe, failure, onError, retryPolicy, isRetryable} = this.options
+    try {
+      await retryWithBackoff(() => this.options.write(batch), {
+        policy: retryPolicy,
+        signal: this.stopRetries.signal,
+        isRetryable: (error) => this.retrying && isRetryable(error),
+        onFailure: (error, retryInMs) => {
+          this.failing = true
+          onError?.(failure(`${describe(batch)} (retrying in ${retryInMs} ms)`, error))
+        },
+      })
+      this.failing = false
+      pending.resolve()
+    } catch (error) {
+      this.failed = failure(`${describe(batch)} (gave up)`, error)
+      pending.reject(this.failed)
+      clearTimeout(this.filling.timer)
+      this.filling.reject(this.failed)
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.failed) throw this.failed
+    if (this.closed) throw this.options.closedError()
+  }
+}
+

@@ -1,0 +1,171 @@
+import {expect} from 'chai'
+import {BackendError} from '../../src/backends/backend.js'
+import {BatchWriter, type BatchWriterOptions, type WriteBatch} from '../../src/backends/batch-writer.js'
+
+class NumberBatch implements WriteBatch<number> {
+  readonly items: number[] = []
+  get size(): number {
+    return this.items.length
+  }
+
+  append(item: number): void {
+    this.items.push(item)
+  }
+}
+
+/** A sink whose writes complete when the test says so (or fail while `failing` is set). */
+class ControlledSink {
+  readonly written: number[][] = []
+  readonly started: number[][] = []
+  readonly errors: BackendError[] = []
+  failing?: Error
+  private finishers: Array<() => void> = []
+  autoComplete = false
+
+  write = async (batch: NumberBatch): Promise<void> => {
+    this.started.push([...batch.items])
+    if (this.failing) throw this.failing
+    if (!this.autoComplete) await new Promise<void>((resolve) => this.finishers.push(resolve))
+    this.written.push([...batch.items])
+  }
+
+  /** Completes the oldest write in flight. */
+  complete(): void {
+    this.finishers.shift()?.()
+  }
+}
+
+function writer(sink: ControlledSink, overrides: Partial<BatchWriterOptions<number, NumberBatch>> = {}): BatchWriter<number, NumberBatch> {
+  return new BatchWriter<number, NumberBatch>({
+    batchSize: 10,
+    flushIntervalMs: 0,
+    newBatch: () => new NumberBatch(),
+    write: sink.write,
+    retryPolicy: {initialDelayMs: 5, maxDelayMs: 5},
+    isRetryable: () => true,
+    describe: (batch) => `writing ${batch.size} items`,
+    failure: (action, error) => new BackendError(`${action}: ${(error as Error).message}`, 'test', 'test://'),
+    onError: (error) => sink.errors.push(error),
+    closedError: () => new BackendError('closed', 'test', 'test://'),
+    ...overrides,
+  })
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('BatchWriter', () => {
+  it('with no flush interval, writes at once when idle and combines what arrives during a write into the next', async () => {
+    const sink = new ControlledSink()
+    const batches = writer(sink)
+    const first = await batches.add([1, 2])
+    await tick()
+    expect(sink.started).to.deep.equal([[1, 2]])
+    const second = await batches.add([3])
+    const third = await batches.add([4, 5])
+    await tick()
+    expect(sink.started).to.have.length(1)
+    let secondDurable = false
+    void second.durable.then(() => (secondDurable = true))
+    sink.complete()
+    await first.durable
+    await tick()
+    expect(secondDurable).to.equal(false)
+    expect(sink.started).to.deep.equal([[1, 2], [3, 4, 5]])
+    sink.complete()
+    await Promise.all([second.durable, third.durable])
+    expect(sink.written).to.deep.equal([[1, 2], [3, 4, 5]])
+  })
+
+  it('holds add() back once the batch in flight and the next are full, and splits a large add() over batches', async () => {
+    const sink = new ControlledSink()
+    const batches = writer(sink, {batchSize: 3})
+    await batches.add([1, 2, 3])
+    let returned = false
+    const adding = batches.add([4, 5, 6, 7, 8]).then((receipt) => {
+      returned = true
+      return receipt
+    })
+    await tick()
+    expect(returned).to.equal(false)
+    expect(batches.buffered).to.equal(3)
+    sink.complete()
+    const receipt = await adding
+    expect(sink.started).to.deep.equal([[1, 2, 3], [4, 5, 6]])
+    expect(batches.buffered).to.equal(2)
+    sink.autoComplete = true
+    sink.complete()
+    await receipt.durable
+    expect(sink.written).to.deep.equal([[1, 2, 3], [4, 5, 6], [7, 8]])
+  })
+
+  it('with a flush interval, writes a partial batch only when the interval passed or flush() asks', async () => {
+    const sink = new ControlledSink()
+    sink.autoComplete = true
+    const batches = writer(sink, {flushIntervalMs: 50})
+    const receipt = await batches.add([1, 2, 3])
+    await tick()
+    expect(sink.started).to.deep.equal([])
+    await receipt.durable
+    expect(sink.written).to.deep.equal([[1, 2, 3]])
+    await batches.add([4])
+    await batches.flush()
+    expect(sink.written).to.deep.equal([[1, 2, 3], [4]])
+  })
+
+  it('retries a failed write, reporting each failure, and keeps its items', async () => {
+    const sink = new ControlledSink()
+    sink.autoComplete = true
+    sink.failing = new Error('connection refused')
+    const batches = writer(sink)
+    const receipt = await batches.add([1, 2])
+    while (sink.errors.length < 2) await tick()
+    expect(sink.errors[0].message).to.include('writing 2 items (retrying in 5 ms): connection refused')
+    sink.failing = undefined
+    await receipt.durable
+    expect(sink.written).to.deep.equal([[1, 2]])
+  })
+
+  it('gives up after maxRetryTimeMs: receipts in flight and buffered reject without further calls, later calls reject', async () => {
+    const sink = new ControlledSink()
+    sink.failing = new Error('connection refused')
+    const batches = writer(sink, {retryPolicy: {initialDelayMs: 5, maxDelayMs: 5, maxRetryTimeMs: 40}})
+    const inFlight = await batches.add([1])
+    const buffered = await batches.add([2])
+    const failure = await inFlight.durable.catch((error: unknown) => error)
+    expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('writing 1 items (gave up): connection refused')
+    expect(await buffered.durable.catch((error: unknown) => error)).to.equal(failure)
+    expect(await batches.add([3]).catch((error: unknown) => error)).to.equal(failure)
+    expect(await batches.flush().catch((error: unknown) => error)).to.equal(failure)
+    expect(batches.failure).to.equal(failure)
+  })
+
+  it('gives up at once on a failure that is not retryable', async () => {
+    const sink = new ControlledSink()
+    sink.failing = new Error('wrong type')
+    const batches = writer(sink, {isRetryable: () => false})
+    const receipt = await batches.add([1])
+    expect(await receipt.durable.catch((error: unknown) => (error as Error).message)).to.include('(gave up): wrong type')
+    expect(sink.started).to.have.length(1)
+  })
+
+  it('close({retry: false}) stops retrying a failing write: its receipt and close() reject, add() refuses', async () => {
+    const sink = new ControlledSink()
+    sink.failing = new Error('connection refused')
+    const batches = writer(sink)
+    const receipt = await batches.add([1])
+    while (sink.errors.length < 1) await tick()
+    const closing = await batches.close({retry: false}).catch((error: unknown) => error)
+    expect(closing).to.be.instanceOf(BackendError).with.property('message').that.includes('closed')
+    expect(await receipt.durable.catch((error: unknown) => error)).to.equal(closing)
+  })
+
+  it('close() writes what is buffered, then refuses add()', async () => {
+    const sink = new ControlledSink()
+    sink.autoComplete = true
+    const batches = writer(sink, {flushIntervalMs: 60_000})
+    await batches.add([1, 2])
+    await batches.close({retry: true})
+    expect(sink.written).to.deep.equal([[1, 2]])
+    expect(await batches.add([3]).catch((error: unknown) => (error as Error).message)).to.equal('closed')
+  })
+})

@@ -186,6 +186,33 @@ describe('reliability: backend outages', function () {
     })
   }
 
+  it('clickhouse: a timed flush that fails on an idle stream ends the run after --max-retry-time with exit 3, without waiting for another event', async () => {
+    const topic = uniqueName('idlegiveup')
+    const group = uniqueName('g')
+    const database = uniqueName('ipc_idlegiveup')
+    await createTopic(topic, 2)
+    const produced = await produce(topic, {'--num-devices': '500', '--num-messages': '2000', '--seed': '34'})
+    const relay = await relayTo(serviceUrls().clickhouseUrl, 8123)
+    const consumer = startIpc(
+      ['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-url', relay.url, '--clickhouse-database', database, '--group', group,
+        '--from-beginning', '--batch-size', '1000000', '--flush-interval', '2s', '--max-retry-time', '2s', '--report-interval', '200ms'],
+      {timeoutMs: 60_000},
+    )
+    try {
+      await waitFor('all events buffered', () => (lastProcessed(consumer.stdout()) === produced.messagesSent ? true : undefined), 30_000)
+      // Nothing more arrives: only the flush timer writes, and its give-up alone must end the run.
+      relay.link.cut()
+      const result = await consumer.done
+      expect(result.code, describeRun(result)).to.equal(3)
+      const errorLines = linesMatching(result.stderr, /^ipc consume: /)
+      expect(errorLines, result.stderr).to.have.length(1)
+      expect(errorLines[0]).to.match(/gave up after --max-retry-time 2(\.0)?s: clickhouse did not take the events of .*offsets from there on stay uncommitted/)
+      expect(await committedTotal(group, topic)).to.equal(0)
+    } finally {
+      consumer.child.kill('SIGKILL')
+    }
+  })
+
   it('clickhouse: a final flush that keeps failing at shutdown ends after --max-retry-time with exit 3, nothing committed', async () => {
     const topic = uniqueName('stopflush')
     const group = uniqueName('g')

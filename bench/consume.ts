@@ -13,6 +13,8 @@
  */
 import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {createClient as createRedisClient} from 'redis'
+import type {DeviceEvent} from '../src/backends/backend.js'
+import {createBackend} from '../src/backends/registry.js'
 import {parseEvent} from '../src/event.js'
 import {EventGenerator} from '../src/generator.js'
 import {formatInt, renderTable} from '../src/output.js'
@@ -36,6 +38,7 @@ import {
   topicOffsets,
   uniqueName,
   verdict,
+  waitForClickHouseMerges,
   withServices,
   writeResults,
 } from './support.js'
@@ -178,6 +181,55 @@ function sampleMessages(count: number): Buffer[] {
   return Array.from({length: count}, () => Buffer.from(generator.next().value))
 }
 
+/** Events per batch the dev broker hands the consumer here: the producer's send size over the partitions. */
+const CONSUMER_BATCH = Math.max(1, Math.round(PRODUCE_BATCH / PARTITIONS))
+
+/**
+ * The consumer's own work without Kafka: the same events, already in memory as message values, go
+ * through `parseEvent` and the backend's `add()` in the consumer's batch size, then `flush()`; the
+ * clock runs from the first parse to the last durable receipt. No Kafka client can make
+ * `ipc consume` faster than this, so it bounds what replacing kafkajs could gain. Events/s.
+ */
+async function withoutKafka(
+  env: ServiceEnv,
+  backendName: BackendName,
+  messages: readonly Buffer[],
+  distinctDevices: number,
+  names: {key: string; database: string},
+): Promise<number> {
+  const backend = await createBackend(backendName, {
+    redisUrl: env.REDIS_URL,
+    redisKey: names.key,
+    clickhouseUrl: env.CLICKHOUSE_URL,
+    clickhouseUser: 'default',
+    clickhousePassword: '',
+    clickhouseDatabase: names.database,
+  })
+  await backend.connect()
+  try {
+    const started = performance.now()
+    const receipts: Array<Promise<void>> = []
+    for (let start = 0; start < messages.length; start += CONSUMER_BATCH) {
+      const events: DeviceEvent[] = []
+      for (let index = start; index < Math.min(messages.length, start + CONSUMER_BATCH); index++) {
+        const result = parseEvent(messages[index])
+        if (!result.ok) throw new BenchError(`event rejected: ${result.detail}`)
+        events.push(result.event)
+      }
+      receipts.push((await backend.add(events)).durable)
+    }
+    await backend.flush()
+    await Promise.all(receipts)
+    const rate = (messages.length * 1000) / (performance.now() - started)
+    const counted = await backend.count()
+    const countOk = backendName === 'clickhouse' ? counted === distinctDevices : Math.abs(counted - distinctDevices) <= REDIS_COUNT_TOLERANCE * distinctDevices
+    if (!countOk) throw new BenchError(`${backendName} without Kafka counted ${counted} devices, expected ${distinctDevices}`)
+    return rate
+  } finally {
+    await backend.close()
+  }
+}
+
 /** The original design: parse each event, then one awaited PFADD per event. Events/s. */
 async function naiveRedis(env: ServiceEnv, key: string): Promise<NaiveRun> {
   const client = createRedisClient({url: env.REDIS_URL})
@@ -280,6 +332,8 @@ async function main(): Promise<void> {
     const runs: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
     const naiveRuns: Record<BackendName, NaiveRun[]> = {redis: [], clickhouse: []}
     const bareRuns: Array<{eventsPerSecond: number; cpuMicrosPerEvent?: number}> = []
+    const withoutKafkaRuns: Record<BackendName, number[]> = {redis: [], clickhouse: []}
+    const messages = sampleMessages(EVENTS)
     const keys: string[] = []
     const databases: string[] = []
     try {
@@ -290,14 +344,24 @@ async function main(): Promise<void> {
           keys.push(names.key)
           databases.push(names.database)
           progress(`round ${round}/${ROUNDS}: ipc consume → ${backend}`)
+          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
           const result = await consumeOnce(topic, backend, distinctDevices, names)
           runs[backend].push(result)
           progress(`  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`)
         }
         progress(`round ${round}/${ROUNDS}: bare kafkajs consumer`)
+        await waitForClickHouseMerges(env.CLICKHOUSE_URL)
         const bare = await bareConsumer(env, topic)
         bareRuns.push(bare)
         progress(`  ${formatInt(bare.eventsPerSecond)} events/s`)
+        progress(`round ${round}/${ROUNDS}: the consumer's work without Kafka`)
+        for (const backend of BACKENDS) {
+          const names = {key: `ipc:bench:${id}:memory:${round}`, database: `${id}_memory_${round}`}
+          keys.push(names.key)
+          databases.push(names.database)
+          withoutKafkaRuns[backend].push(await withoutKafka(env, backend, messages, distinctDevices, names))
+        }
+        progress(`  redis ${formatInt(withoutKafkaRuns.redis.at(-1) as number)} events/s, clickhouse ${formatInt(withoutKafkaRuns.clickhouse.at(-1) as number)} events/s`)
         progress(`round ${round}/${ROUNDS}: naive references (up to ${NAIVE_MAX_MS / 1000} s each)`)
         const naive = {redis: await naiveRedis(env, `ipc:bench:${id}:naive`), clickhouse: await naiveClickHouse(env, `${id}_naive`)}
         for (const backend of BACKENDS) naiveRuns[backend].push(naive[backend])
@@ -320,6 +384,11 @@ async function main(): Promise<void> {
     for (const backend of BACKENDS) {
       const s = summary[backend]
       rows.push([`ipc consume → ${backend}`, formatInt(s.eventsPerSecond), formatRatio(s.ratioToKcat), formatRatio(s.ratioToNaive), formatMicros(s.cpuMicrosPerEvent), formatMs(s.joinMs), formatMb(s.peakRssKb)])
+    }
+    const withoutKafkaRates = {redis: median(withoutKafkaRuns.redis), clickhouse: median(withoutKafkaRuns.clickhouse)}
+    for (const backend of BACKENDS) {
+      const rate = withoutKafkaRates[backend]
+      rows.push([`ipc without Kafka → ${backend}: parseEvent + add() from memory`, formatInt(rate), formatRatio(rate / kcatRate), '-', '-', '-', '-'])
     }
     for (const backend of BACKENDS) {
       const s = summary[backend]
@@ -352,6 +421,11 @@ async function main(): Promise<void> {
       statistic: 'median over rounds (peak RSS: highest)',
       kcat: {rounds: KCAT_ROUNDS, ...kcat, referenceEventsPerSecond: kcatRate, untilEndEventsPerSecond: kcatEndRate},
       bareKafkajs: {eventsPerSecond: bareRate, cpuMicrosPerEvent: bareCpu, ratioToKcat: bareRate / kcatRate, runs: bareRuns},
+      withoutKafka: {
+        batch: CONSUMER_BATCH,
+        redis: {eventsPerSecond: withoutKafkaRates.redis, ratioToKcat: withoutKafkaRates.redis / kcatRate, runs: withoutKafkaRuns.redis},
+        clickhouse: {eventsPerSecond: withoutKafkaRates.clickhouse, ratioToKcat: withoutKafkaRates.clickhouse / kcatRate, runs: withoutKafkaRuns.clickhouse},
+      },
       backends: summary,
       targets,
     })

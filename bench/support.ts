@@ -104,6 +104,24 @@ export async function dropClickHouseDatabases(url: string, databases: readonly s
   }
 }
 
+/**
+ * Waits (at most `maxMs`) until the ClickHouse server runs no merge, so that the background work a
+ * previous run left behind does not take the CPU of the next contender on a 2-core machine.
+ */
+export async function waitForClickHouseMerges(url: string, maxMs = 20_000): Promise<void> {
+  const client = createClickHouseClient({url})
+  const deadline = Date.now() + maxMs
+  try {
+    while (Date.now() < deadline) {
+      const [row] = await (await client.query({query: 'SELECT count() AS merges FROM system.merges', format: 'JSONEachRow'})).json<{merges: string | number}>()
+      if (Number(row.merges) === 0) return
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  } finally {
+    await client.close()
+  }
+}
+
 /** `prefix_<base36 time>_<random>`: letters, digits and `_`, valid as topic, group, key and database. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${Math.floor(Math.random() * 36 ** 4).toString(36)}`

@@ -49,6 +49,8 @@ export type TimestampLayout = 'datetime64' | 'epoch-ms'
  * is retried.
  */
 const PERMANENT_ERROR_CODES = new Set([16, 60, 81, 164, 192, 193, 194, 497, 516])
+/** READONLY, ACCESS_DENIED: the user may not create the database or tables (but may read them). */
+const CREATE_REFUSED_CODES = new Set([164, 497])
 
 /** `18.16.1` → true if the server has DateTime64 (added in 20.1). */
 export function supportsDateTime64(version: string): boolean {
@@ -559,6 +561,7 @@ export class ClickHouseBackend implements RangeCountBackend {
     try {
       await this.command('creating the database', createDatabase)
     } catch (error) {
+      if (CREATE_REFUSED_CODES.has(serverErrorCode((error as BackendError).cause) ?? -1)) return this.prepareWithoutCreating(error as BackendError)
       if (this.cluster === undefined || this.clusterDdl !== 'on-cluster') throw error
       throw new BackendError(
         `${(error as Error).message}; ON CLUSTER DDL needs distributed DDL (ZooKeeper or ClickHouse Keeper) on the cluster: ` +
@@ -579,6 +582,30 @@ export class ClickHouseBackend implements RangeCountBackend {
     this.layout = await this.detectLayout()
     for (const statement of createRollups) await this.command('creating the rollups', statement)
     this.rollupsReady = await this.ensureRollupsFilled()
+  }
+
+  /**
+   * For a user that may read but not create (a `readonly` profile, no CREATE grant): what exists is
+   * used as it is — `ipc count` and `ipc serve` work with such a user. Inserts would be refused.
+   */
+  private async prepareWithoutCreating(refusal: BackendError): Promise<void> {
+    const tables = schemaTables(this.table, this.cluster !== undefined)
+    const database = quoteSqlIdentifier(this.database, 'ClickHouse database name')
+    const exists = async (table: string) => {
+      const [row] = await this.select<Record<string, string | number>>('checking the tables', `EXISTS TABLE ${database}.${quoteSqlIdentifier(table, 'ClickHouse table name')}`)
+      return Number(Object.values(row)[0]) === 1
+    }
+    if (!(await exists(tables.events))) {
+      throw new BackendError(
+        `ClickHouse at ${this.location}: table ${this.database}.${this.table} does not exist, and user "${this.clientOptions?.username ?? 'default'}" may not create it ` +
+          `(${errorReason(refusal.cause)}); run ipc consume once as a user that may, or check --clickhouse-database`,
+        this.name,
+        this.location,
+        {cause: refusal.cause},
+      )
+    }
+    this.layout = await this.detectLayout()
+    this.rollupsReady = await exists(this.cluster === undefined ? tables.rollupsReady : tables.devices)
   }
 
   /** Fills the rollups from the events table once (they were added to an existing table); true when complete. */

@@ -131,6 +131,22 @@ describe('ipc count', () => {
       expect(JSON.parse(result.stdout)).to.deep.equal({unique_device_ip_count: 37, backend: 'clickhouse', exact: true})
     })
 
+    it('counts with a read-only user (readonly profile), using the tables as they are', async () => {
+      const reader = [...args(), '--clickhouse-user', 'ipc_reader']
+      expect(await runIpc(reader, {env: CLEAN_ENV})).to.include({code: 0, stdout: '37\n', stderr: ''})
+      const range = await runIpc([...reader, '--since', '2000-01-01T00:00:00Z', '--json'], {env: CLEAN_ENV})
+      expect(range.code, range.stderr).to.equal(0)
+      expect(JSON.parse(range.stdout)).to.include({unique_device_ip_count: 37})
+    })
+
+    it('with a read-only user and no table yet: exits 3 saying the table is missing and may not be created', async () => {
+      const missing = uniqueName('ipc_test_missing')
+      const result = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-url', serviceUrl('CLICKHOUSE_URL'), '--clickhouse-database', missing, '--clickhouse-user', 'ipc_reader'], {env: CLEAN_ENV})
+      expect(result.code).to.equal(3)
+      expect(result.stdout).to.equal('')
+      expect(result.stderr).to.include(`table ${missing}.events does not exist, and user "ipc_reader" may not create it`).and.include('readonly')
+    })
+
     it('refuses an invalid database name with exit code 2', async () => {
       const result = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-url', serviceUrl('CLICKHOUSE_URL'), '--clickhouse-database', 'x; DROP'], {env: CLEAN_ENV})
       expect(result.code).to.equal(2)

@@ -351,6 +351,17 @@ describe('ipc serve against the real services', function () {
       expect(answer.body).to.deep.equal({unique_device_ip_count: distinct})
     })
 
+    it('serves the count with a read-only ClickHouse user, which may not create anything', async () => {
+      const reader = await ServeProcess.start(['--backend', 'clickhouse', '--clickhouse-url', clickhouseUrl, '--clickhouse-database', database, '--clickhouse-user', 'ipc_reader'])
+      try {
+        const answer = await json(reader.url, '/unique_ip_count')
+        expect(answer.status, JSON.stringify(answer.body)).to.equal(200)
+        expect(answer.body).to.deep.equal({unique_device_ip_count: distinct})
+      } finally {
+        await reader.stop()
+      }
+    })
+
     it('answers /healthz ok and exposes the count in /metrics', async () => {
       const health = await json(serve.url, '/healthz')
       expect(health.status).to.equal(200)

@@ -5,7 +5,8 @@ import {fileURLToPath} from 'node:url'
  * Mocha global fixtures (.mocharc.json requires this file): start Redis, ClickHouse and the
  * Kafka-protocol dev broker with scripts/services before any test, and put their addresses in
  * process.env, where the tests and the `ipc` processes they spawn find them. Services that were
- * already running (a developer's `scripts/services up`) are reused and left running.
+ * already running (a developer's `scripts/services up`) are reused and left running; at teardown
+ * only the services this setup started are stopped, also when some were running and others not.
  */
 
 export class ServicesStartError extends Error {
@@ -25,11 +26,14 @@ const EXPORTED = [
   'DEV_CLICKHOUSE_CLUSTER',
 ] as const
 
-let setUp = false
-let startedBySetup = false
+const SERVICE_NAMES = ['redis', 'redis-cluster', 'clickhouse', 'kafka'] as const
 
-function services(verb: string): {status: number | null; output: string; stdout: string} {
-  const result = spawnSync('bash', [SERVICES_SCRIPT, verb], {
+let setUp = false
+/** The services this setup started (and teardown stops). */
+let startedBySetup: string[] = []
+
+function services(verb: string, ...args: string[]): {status: number | null; output: string; stdout: string} {
+  const result = spawnSync('bash', [SERVICES_SCRIPT, verb, ...args], {
     cwd: REPO_ROOT,
     env: process.env,
     encoding: 'utf8',
@@ -38,6 +42,12 @@ function services(verb: string): {status: number | null; output: string; stdout:
   })
   const failure = result.error ? `${result.error.message}\n` : ''
   return {status: result.status, output: `${failure}${result.stdout ?? ''}${result.stderr ?? ''}`.trim(), stdout: result.stdout ?? ''}
+}
+
+/** The services `scripts/services status` reports as running (`<name> running …` lines). */
+export function runningServices(statusOutput: string): string[] {
+  const running = new Set(statusOutput.split('\n').flatMap((line) => /^(\S+)\s+running\b/.exec(line)?.[1] ?? []))
+  return SERVICE_NAMES.filter((name) => running.has(name))
 }
 
 /** Parses the `export NAME='value'` lines that `scripts/services env` prints. */
@@ -54,31 +64,32 @@ export function mochaGlobalSetup(): void {
   // Mocha registers the fixture once per `require` naming this file (.mocharc.json plus --require).
   if (setUp) return
   setUp = true
-  const alreadyRunning = services('status').status === 0
+  const alreadyRunning = runningServices(services('status').stdout)
+  const started = SERVICE_NAMES.filter((name) => !alreadyRunning.includes(name))
   const up = services('up')
   if (up.status !== 0) {
-    if (!alreadyRunning) services('down')
+    if (started.length > 0) services('down', ...started)
     throw new ServicesStartError(`scripts/services up failed (exit ${up.status}); no test can run without the services:\n${up.output}`)
   }
-  startedBySetup = !alreadyRunning
+  startedBySetup = started
 
   const env = services('env')
   const values = parseServicesEnv(env.stdout)
   const missing = EXPORTED.filter((name) => !values[name])
   if (env.status !== 0 || missing.length > 0) {
-    if (startedBySetup) services('down')
+    if (startedBySetup.length > 0) services('down', ...startedBySetup)
     throw new ServicesStartError(`scripts/services env did not give ${missing.join(', ') || 'its addresses'}:\n${env.output}`)
   }
   for (const name of EXPORTED) process.env[name] = values[name]
   process.stderr.write(
-    `test services (${startedBySetup ? 'started' : 'already running'}): KAFKA_BROKERS=${values.KAFKA_BROKERS} ` +
+    `test services (${startedBySetup.length === 0 ? 'already running' : `started: ${startedBySetup.join(', ')}`}): KAFKA_BROKERS=${values.KAFKA_BROKERS} ` +
       `REDIS_URL=${values.REDIS_URL} CLICKHOUSE_URL=${values.CLICKHOUSE_URL}\n`,
   )
 }
 
 export function mochaGlobalTeardown(): void {
-  if (!startedBySetup) return
-  startedBySetup = false
-  const down = services('down')
+  if (startedBySetup.length === 0) return
+  const down = services('down', ...startedBySetup)
+  startedBySetup = []
   if (down.status !== 0) process.stderr.write(`scripts/services down failed (exit ${down.status}):\n${down.output}\n`)
 }

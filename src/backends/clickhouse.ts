@@ -406,6 +406,7 @@ export class ClickHouseBackend implements RangeCountBackend {
   private layout?: TimestampLayout
   private insertSettings: Record<string, string> = {}
   private readonly writer: BatchWriter<DeviceEvent, TsvBatch>
+  private closed?: Promise<void>
 
   constructor(options: BackendOptions) {
     const url = parseHttpUrl(options.clickhouseUrl)
@@ -534,12 +535,18 @@ export class ClickHouseBackend implements RangeCountBackend {
   }
 
   /** Flushes (retrying as configured), stops the timer and closes the client. */
-  async close(): Promise<void> {
-    try {
-      await this.writer.close({retry: true})
-    } finally {
-      await this.client.close()
-    }
+  close(): Promise<void> {
+    // A later call waits for the first instead of closing the client under its flush; a failure
+    // is reported by the first call only.
+    if (this.closed) return this.closed.catch(() => {})
+    this.closed = (async () => {
+      try {
+        await this.writer.close({retry: true})
+      } finally {
+        await this.client.close()
+      }
+    })()
+    return this.closed
   }
 
   private async prepare(): Promise<void> {

@@ -232,6 +232,7 @@ export class RedisBackend implements RangeCountBackend {
   private readonly requestTimeoutMs: number
   private readonly writer: BatchWriter<DeviceEvent, DeviceSets>
   private readonly closing = new AbortController()
+  private closed?: Promise<void>
   private client?: RedisCommands
   private opening?: Promise<RedisCommands>
 
@@ -374,8 +375,15 @@ export class RedisBackend implements RangeCountBackend {
    * Writes what is buffered if Redis takes it (a write that is failing is not retried any more: its
    * receipts reject, and so does `close()`), then closes the connection.
    */
-  async close(): Promise<void> {
-    if (this.closing.signal.aborted) return
+  close(): Promise<void> {
+    // A later call waits for the first instead of closing the connection under its flush; a
+    // failure is reported by the first call only.
+    if (this.closed) return this.closed.catch(() => {})
+    this.closed = this.closeOnce()
+    return this.closed
+  }
+
+  private async closeOnce(): Promise<void> {
     try {
       await this.writer.close({retry: false})
     } finally {

@@ -100,6 +100,21 @@ describe('RedisBackend (real Redis)', () => {
     }
   })
 
+  it('close() writes what is buffered, also when called twice at once, and then refuses add()', async () => {
+    const redis = backend()
+    await redis.connect()
+    await redis.add(events(0, 50))
+    await Promise.all([redis.close(), redis.close()])
+    const client = createClient({url: redisUrl()})
+    await client.connect()
+    try {
+      expect(await client.pfCount(redis.key)).to.equal(50)
+    } finally {
+      await client.close()
+    }
+    expect(await redis.add(events(50, 51)).catch((error: unknown) => error)).to.be.instanceOf(BackendError)
+  })
+
   it('refuses an invalid key before connecting', () => {
     expect(() => new RedisBackend(options({redisKey: 'has space'}))).to.throw(IdentifierError)
     expect(() => new RedisBackend(options({redisKey: ''}))).to.throw(IdentifierError)

@@ -372,12 +372,13 @@ class TsvBatch implements WriteBatch<DeviceEvent> {
  * partial hours at the ends of a range, so every count stays exact. Rollups added to an existing
  * events table are filled from it once, by the first `connect()`.
  *
- * Events are buffered and inserted as one JSONEachRow batch when the buffer holds `batchSize` rows,
- * or `flushIntervalMs` after the buffer's first row arrived, whichever comes first — also when no
- * further events arrive. One insert is in flight at a time and batches are inserted in order; while
- * one is in flight the next buffer fills, and once that is full too `add()` waits (back-pressure:
- * at most 2 × batchSize rows in memory). A failed insert keeps its rows and is retried with capped
- * exponential backoff, each failure reported through `onError`.
+ * Events are buffered (see {@link BatchWriter}) and inserted as one TabSeparated batch when the
+ * buffer holds `batchSize` rows, or `flushIntervalMs` after the buffer's first row arrived, whichever
+ * comes first — also when no further events arrive. One insert is in flight at a time and batches are
+ * inserted in order; while one is in flight the next buffer fills, and once that is full too `add()`
+ * waits (back-pressure: at most 2 × batchSize rows in memory). A failed insert keeps its rows and is
+ * retried with capped exponential backoff, each failure reported through `onError`; when the retries
+ * give up, the receipts of its events reject.
  *
  * Retries are at-least-once: an insert that timed out on the client may still have been applied, so
  * a retry can store some events twice. Duplicates do not change the distinct count; `rowCount()`

@@ -12,8 +12,10 @@ export interface DeviceEvent {
 
 /**
  * Returned by {@link CountBackend.add}. `durable` resolves once every event of that call has been
- * written durably by the backend (for buffering backends: after the flush that contains them).
- * It never rejects: a failed write is retried by the backend, and reported through `onError`.
+ * written durably by the backend (for buffering backends: after the write that contains them). A
+ * failed write is retried by the backend and reported through `onError`; `durable` rejects with a
+ * BackendError only when the backend gave up on those events (retry time used up, a permanent
+ * refusal, or closed while failing), so a consumer can stop with their offsets uncommitted.
  */
 export interface AddReceipt {
   durable: Promise<void>

@@ -17,7 +17,7 @@ export interface BackendOptions {
   clickhouseDatabase: string
   /** ClickHouse table name; default `events`. */
   clickhouseTable?: string
-  /** Buffering backends flush when this many events are buffered. Default 10,000. */
+  /** Events per backend write (clickhouse: insert when this many are buffered). Default 10,000. */
   batchSize?: number
   /** Buffering backends flush at least this often, even with no new events. Default 30,000 ms. */
   flushIntervalMs?: number
@@ -25,7 +25,8 @@ export interface BackendOptions {
   requestTimeoutMs?: number
   /**
    * A failed write is retried with capped exponential backoff; after this much time of failing the
-   * backend gives up and `add()`/`flush()` reject with a BackendError. Default: retry forever.
+   * backend gives up: the receipts of the events it held reject with a BackendError, and so do later
+   * `add()`/`flush()` calls. Default: retry forever.
    */
   maxRetryTimeMs?: number
   /** Called for every failed write/retry, so the caller can log it. */

@@ -2,7 +2,8 @@
  * The reference for `ipc produce`: a bare kafkajs producer loop, run as its own process by
  * bench/produce.ts. The messages are generated before the clock starts (same generator, seed and
  * devices as `ipc produce`); then one awaited `send` per batch with acks from all in-sync replicas
- * and kafkajs's default partitioner, as `ipc produce` sends. Prints one line of JSON.
+ * and kafkajs's default partitioner (`ipc produce` picks the same partitions with its own, cheaper
+ * murmur2). Prints one line of JSON.
  *
  *   node dist/bench/bare-producer.js <brokers> <topic> <events> <batch> <devices> <seed>
  */

@@ -338,21 +338,24 @@ async function main(): Promise<void> {
       }
     })
     const bare = results[0].requestsPerSecond
-    const rows = results.map((result) => [
+    // Each round's pair, then the median: steadier than a ratio of medians when the load generator
+    // and the servers share two busy cores (a round's rates move by 2x).
+    const ratios = results.map((result) => median(result.roundRequestsPerSecond.map((rate, round) => rate / results[0].roundRequestsPerSecond[round])))
+    const rows = results.map((result, index) => [
       result.name,
       formatInt(result.requestsPerSecond),
       formatMs(result.p50Ms),
       formatMs(result.p99Ms),
       formatMs(result.maxMs),
       formatInt(result.errors),
-      `${((result.requestsPerSecond / bare) * 100).toFixed(0)}%`,
+      `${(ratios[index] * 100).toFixed(0)}%`,
     ])
     process.stdout.write(`${renderTable(['server', 'requests/s (median)', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'of bare'], rows)}\n`)
     const served = results[1]
-    const pass = results.every((result) => result.errors === 0) && served.requestsPerSecond >= TARGET_RATIO_TO_BARE * bare
+    const pass = results.every((result) => result.errors === 0) && ratios[1] >= TARGET_RATIO_TO_BARE
     process.stdout.write(
       `${pass ? 'PASS' : 'MISS'}: target 0 errors and ipc serve >= ${TARGET_RATIO_TO_BARE * 100}% of bare; ` +
-        `${formatInt(served.requestsPerSecond)} vs ${formatInt(bare)} requests/s (${((served.requestsPerSecond / bare) * 100).toFixed(0)}%), ` +
+        `${formatInt(served.requestsPerSecond)} vs ${formatInt(bare)} requests/s (median of the rounds' ratios ${(ratios[1] * 100).toFixed(0)}%), ` +
         `${formatInt(results.reduce((sum, result) => sum + result.errors, 0))} errors\n`,
     )
     const report = {
@@ -367,7 +370,7 @@ async function main(): Promise<void> {
       warmupRequests: WARMUP_REQUESTS,
       targetRatioToBare: TARGET_RATIO_TO_BARE,
       pass,
-      results: results.map((result) => ({...result, ratioToBare: result.requestsPerSecond / bare})),
+      results: results.map((result, index) => ({...result, ratioToBare: ratios[index]})),
     }
     await mkdir(dirname(RESULTS_FILE), {recursive: true})
     await writeFile(RESULTS_FILE, `${JSON.stringify(report, null, 2)}\n`)

@@ -36,7 +36,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     group: Flags.string({description: 'Consumer group id.', env: 'IPC_GROUP', default: 'ipc'}),
     'from-beginning': Flags.boolean({description: 'Start from the earliest offset when the group has no committed offset (default: only new events).', default: false}),
     'batch-size': Flags.integer({
-      description: 'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what arrived while the previous one was in flight, up to this many. Either way add() waits once two batches are in memory.',
+      description: 'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what arrived while the previous one was in flight, up to this many. Either way fetching pauses while two batches wait in memory.',
       default: 10_000,
       min: 1,
     }),

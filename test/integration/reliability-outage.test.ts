@@ -186,20 +186,34 @@ describe('reliability: backend outages', function () {
     })
   }
 
-  it('clickhouse: a timed flush that fails on an idle stream ends the run after --max-retry-time with exit 3, without waiting for another event', async () => {
-    const topic = uniqueName('idlegiveup')
+  /**
+   * A ClickHouse consumer behind a relay that has every event of a fresh topic buffered (a batch size
+   * it never reaches) and nothing inserted yet, its flush timer set to `flushInterval`.
+   */
+  async function consumerWithEverythingBuffered(name: string, seed: string, flushInterval: string) {
+    const topic = uniqueName(name)
     const group = uniqueName('g')
-    const database = uniqueName('ipc_idlegiveup')
+    const database = uniqueName(`ipc_${name}`)
     await createTopic(topic, 2)
-    const produced = await produce(topic, {'--num-devices': '500', '--num-messages': '2000', '--seed': '34'})
+    const produced = await produce(topic, {'--num-devices': '500', '--num-messages': '2000', '--seed': seed})
     const relay = await relayTo(serviceUrls().clickhouseUrl, 8123)
     const consumer = startIpc(
       ['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-url', relay.url, '--clickhouse-database', database, '--group', group,
-        '--from-beginning', '--batch-size', '1000000', '--flush-interval', '2s', '--max-retry-time', '2s', '--report-interval', '200ms'],
+        '--from-beginning', '--batch-size', '1000000', '--flush-interval', flushInterval, '--max-retry-time', '2s', '--report-interval', '200ms'],
       {timeoutMs: 60_000},
     )
     try {
       await waitFor('all events buffered', () => (lastProcessed(consumer.stdout()) === produced.messagesSent ? true : undefined), 30_000)
+    } catch (error) {
+      consumer.child.kill('SIGKILL')
+      throw error
+    }
+    return {topic, group, database, relay, consumer}
+  }
+
+  it('clickhouse: a timed flush that fails on an idle stream ends the run after --max-retry-time with exit 3, without waiting for another event', async () => {
+    const {topic, group, relay, consumer} = await consumerWithEverythingBuffered('idlegiveup', '34', '2s')
+    try {
       // Nothing more arrives: only the flush timer writes, and its give-up alone must end the run.
       relay.link.cut()
       const result = await consumer.done
@@ -214,19 +228,8 @@ describe('reliability: backend outages', function () {
   })
 
   it('clickhouse: a final flush that keeps failing at shutdown ends after --max-retry-time with exit 3, nothing committed', async () => {
-    const topic = uniqueName('stopflush')
-    const group = uniqueName('g')
-    const database = uniqueName('ipc_stopflush')
-    await createTopic(topic, 2)
-    const produced = await produce(topic, {'--num-devices': '500', '--num-messages': '3000', '--seed': '33'})
-    const relay = await relayTo(serviceUrls().clickhouseUrl, 8123)
-    const consumer = startIpc(
-      ['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-url', relay.url, '--clickhouse-database', database, '--group', group,
-        '--from-beginning', '--batch-size', '1000000', '--flush-interval', '1h', '--max-retry-time', '2s', '--report-interval', '200ms'],
-      {timeoutMs: 60_000},
-    )
+    const {topic, group, database, relay, consumer} = await consumerWithEverythingBuffered('stopflush', '33', '1h')
     try {
-      await waitFor('all events buffered', () => (lastProcessed(consumer.stdout()) === produced.messagesSent ? true : undefined), 30_000)
       relay.link.cut()
       consumer.child.kill('SIGTERM')
       const result = await consumer.done

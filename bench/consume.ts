@@ -137,6 +137,14 @@ async function timeKcat(env: ServiceEnv, topic: string): Promise<KcatTimings> {
   return timings
 }
 
+/** Throws unless `counted` is the number of devices: exactly for clickhouse, within the HyperLogLog's error for redis. */
+function checkDeviceCount(what: string, backend: BackendName, counted: number | undefined, distinctDevices: number): asserts counted is number {
+  const countOk =
+    counted !== undefined &&
+    (backend === 'clickhouse' ? counted === distinctDevices : Math.abs(counted - distinctDevices) <= REDIS_COUNT_TOLERANCE * distinctDevices)
+  if (!countOk) throw new BenchError(`${what} counted ${counted} devices, expected ${distinctDevices}`)
+}
+
 async function consumeOnce(topic: string, backend: BackendName, distinctDevices: number, names: {key: string; database: string}): Promise<ConsumeRun> {
   const {json, child} = await runIpcJson<ConsumeJson>(
     [
@@ -148,10 +156,7 @@ async function consumeOnce(topic: string, backend: BackendName, distinctDevices:
   const {processed, invalid} = json.stats ?? {}
   if (processed !== EVENTS || invalid !== 0) throw new BenchError(`ipc consume → ${backend} processed ${processed} events (${invalid} invalid), expected ${EVENTS} valid`)
   const counted = json.totalDevices
-  const countOk =
-    counted !== undefined &&
-    (backend === 'clickhouse' ? counted === distinctDevices : Math.abs(counted - distinctDevices) <= REDIS_COUNT_TOLERANCE * distinctDevices)
-  if (!countOk) throw new BenchError(`ipc consume → ${backend} counted ${counted} devices, expected ${distinctDevices}`)
+  checkDeviceCount(`ipc consume → ${backend}`, backend, counted, distinctDevices)
   if (!(json.steadyEventsPerSecond > 0)) throw new BenchError(`ipc consume → ${backend} reported no rate`)
   return {
     eventsPerSecond: json.steadyEventsPerSecond,
@@ -221,9 +226,7 @@ async function withoutKafka(
     await backend.flush()
     await Promise.all(receipts)
     const rate = (messages.length * 1000) / (performance.now() - started)
-    const counted = await backend.count()
-    const countOk = backendName === 'clickhouse' ? counted === distinctDevices : Math.abs(counted - distinctDevices) <= REDIS_COUNT_TOLERANCE * distinctDevices
-    if (!countOk) throw new BenchError(`${backendName} without Kafka counted ${counted} devices, expected ${distinctDevices}`)
+    checkDeviceCount(`${backendName} without Kafka`, backendName, await backend.count(), distinctDevices)
     return rate
   } finally {
     await backend.close()

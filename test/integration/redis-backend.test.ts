@@ -5,7 +5,7 @@ import {RedisBackend} from '../../src/backends/redis.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/identifiers.js'
 import {waitFor} from '../support/cli.js'
-import {redisUrl, uniqueName} from '../support/services.js'
+import {redisCount, redisUrl, uniqueName} from '../support/services.js'
 import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
 
 
@@ -91,13 +91,7 @@ describe('RedisBackend (real Redis)', () => {
     const redis = backend()
     await redis.connect()
     await (await redis.add(events(0, 10))).durable
-    const client = createClient({url: redisUrl()})
-    await client.connect()
-    try {
-      expect(await client.pfCount(redis.key)).to.equal(10)
-    } finally {
-      await client.close()
-    }
+    expect(await redisCount(redis.key)).to.equal(10)
   })
 
   it('close() writes what is buffered, also when called twice at once, and then refuses add()', async () => {
@@ -105,13 +99,7 @@ describe('RedisBackend (real Redis)', () => {
     await redis.connect()
     await redis.add(events(0, 50))
     await Promise.all([redis.close(), redis.close()])
-    const client = createClient({url: redisUrl()})
-    await client.connect()
-    try {
-      expect(await client.pfCount(redis.key)).to.equal(50)
-    } finally {
-      await client.close()
-    }
+    expect(await redisCount(redis.key)).to.equal(50)
     expect(await redis.add(events(50, 51)).catch((error: unknown) => error)).to.be.instanceOf(BackendError)
   })
 

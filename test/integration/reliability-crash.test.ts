@@ -1,14 +1,13 @@
 import {expect} from 'chai'
 import {createTopic} from '../support/broker.js'
 import {type CliResult, runIpc, startIpc} from '../support/cli.js'
-import {uniqueName} from '../support/services.js'
+import {redisCount, uniqueName} from '../support/services.js'
 import {
   ClickHouseProbe,
   type ConsumeJson,
   describeRun,
   parseJson,
   type ProduceJson,
-  redisCount,
   reportFigure,
   sleep,
   startProduce,

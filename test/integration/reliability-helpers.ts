@@ -2,7 +2,6 @@ import {type ClickHouseClient, createClient as createClickHouseClient} from '@cl
 import {expect} from 'chai'
 import {Kafka, logLevel} from 'kafkajs'
 import {readFileSync} from 'node:fs'
-import {createClient as createRedisClient} from 'redis'
 import {EventGenerator} from '../../src/generator.js'
 import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
 import {serviceUrls} from '../support/services.js'
@@ -94,16 +93,6 @@ export class ClickHouseProbe {
 
   async close(): Promise<void> {
     await this.client.close()
-  }
-}
-
-export async function redisCount(key: string): Promise<number> {
-  const client = createRedisClient({url: serviceUrls().redisUrl})
-  await client.connect()
-  try {
-    return await client.pfCount(key)
-  } finally {
-    await client.close()
   }
 }
 

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {createTopic} from '../support/broker.js'
 import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
-import {serviceUrls, uniqueName} from '../support/services.js'
+import {redisCount, serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
 import {
   ClickHouseProbe,
@@ -11,7 +11,6 @@ import {
   produce,
   type ProduceJson,
   parseJson,
-  redisCount,
   reportFigure,
   samplePeakRss,
   sleep,

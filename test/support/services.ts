@@ -1,3 +1,5 @@
+import {createClient as createRedisClient} from 'redis'
+
 /** Addresses of the real services the integration tests use, as set by the global setup. */
 
 export class ServicesNotConfiguredError extends Error {
@@ -36,6 +38,17 @@ export function serviceUrls(): ServiceUrls {
 /** REDIS_URL alone, for tests that need no other service. */
 export function redisUrl(): string {
   return required('REDIS_URL')
+}
+
+/** PFCOUNT of `key` in the Redis at REDIS_URL, read over a connection of its own. */
+export async function redisCount(key: string): Promise<number> {
+  const client = createRedisClient({url: redisUrl()})
+  await client.connect()
+  try {
+    return await client.pfCount(key)
+  } finally {
+    await client.close()
+  }
 }
 
 /** CLICKHOUSE_URL alone, for tests that need no other service. */

@@ -4,17 +4,15 @@
  * beginning in a fresh group until it has seen `events` messages; prints one line of JSON with the
  * rate from the first to the last message and the group join time.
  *
- *   node dist/bench/bare-consumer.js <brokers> <topic> <events> <assign-delay-ms>
+ *   node dist/bench/bare-consumer.js <brokers> <topic> <events>
  */
 import {Kafka, logLevel} from 'kafkajs'
-import {roundRobinAssigner} from '../src/kafka.js'
 
-const [brokers, topic, events, assignDelayMs] = process.argv.slice(2)
+const [brokers, topic, events] = process.argv.slice(2)
 const expected = Number(events)
 const kafka = new Kafka({clientId: 'ipc-bench-bare', brokers: brokers.split(','), logLevel: logLevel.ERROR})
 const consumer = kafka.consumer({
   groupId: `ipc-bench-bare-${process.pid}-${Date.now()}`,
-  partitionAssigners: [roundRobinAssigner(Number(assignDelayMs))],
   maxWaitTimeInMs: 500,
 })
 const started = performance.now()

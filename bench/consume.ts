@@ -170,7 +170,7 @@ async function consumeOnce(topic: string, backend: BackendName, distinctDevices:
 
 /** The Kafka client alone: bench/bare-consumer.ts (kafkajs eachBatch + JSON.parse, nothing stored). */
 async function bareConsumer(env: ServiceEnv, topic: string): Promise<{eventsPerSecond: number; cpuMicrosPerEvent?: number}> {
-  const child = await runChild(process.execPath, ['dist/bench/bare-consumer.js', env.KAFKA_BROKERS, topic, String(EVENTS), env.KAFKA_ASSIGN_DELAY_MS || '0'], {
+  const child = await runChild(process.execPath, ['dist/bench/bare-consumer.js', env.KAFKA_BROKERS, topic, String(EVENTS)], {
     timeoutMs: CONSUME_TIMEOUT_MS,
     measureResources: true,
   })

@@ -1,9 +1,9 @@
-import type {Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message, Producer} from 'kafkajs'
+import type {Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message} from 'kafkajs'
 import {BackendError, type CountBackend, type DeviceEvent} from './backends/backend.js'
 import {formatDuration} from './duration.js'
 import {INVALID_REASONS, type InvalidReason, parseEvent} from './event.js'
 import {errorLine} from './exit-codes.js'
-import {roundRobinAssigner} from './kafka.js'
+import {CheckedProducer, isUnknownTopicError, TopicNotFoundError} from './kafka.js'
 import {RateLimitedLog} from './rate-limited-log.js'
 
 export interface ConsumeOptions {
@@ -13,8 +13,7 @@ export interface ConsumeOptions {
   /** Where a group without committed offsets starts: the earliest offset (true) or new messages only. */
   fromBeginning: boolean
   backend: CountBackend
-  /** See `roundRobinAssigner` in kafka.ts. */
-  assignDelayMs?: number
+  /** How long a member that stopped heartbeating (crashed) keeps its partitions. */
   sessionTimeoutMs?: number
   /**
    * Stop cleanly once the consumer has been caught up for this long: joined, fetches answered,
@@ -87,7 +86,7 @@ const DLQ_HEADER_PREFIX = 'ipc.error.'
 export class ConsumePipeline {
   readonly stats: ConsumeStats
   private consumer?: Consumer
-  private producer?: Producer
+  private producer?: CheckedProducer
   private readonly commitChains = new Map<number, Promise<void>>()
   /** Durable offsets not yet sent, by partition: the latest wins. */
   private readonly committable = new Map<number, {topic: string; partition: number; offset: string}>()
@@ -163,7 +162,6 @@ export class ConsumePipeline {
     await options.backend.connect()
     const consumer = kafka.consumer({
       groupId,
-      partitionAssigners: [roundRobinAssigner(options.assignDelayMs)],
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: this.heartbeatIntervalMs,
       allowAutoTopicCreation: true,
@@ -172,7 +170,7 @@ export class ConsumePipeline {
     })
     this.consumer = consumer
     if (options.dlqTopic) {
-      this.producer = kafka.producer({allowAutoTopicCreation: true, idempotent: false})
+      this.producer = new CheckedProducer(kafka, {allowAutoTopicCreation: true, idempotent: false})
       await this.producer.connect()
     }
     consumer.on(consumer.events.GROUP_JOIN, () => {
@@ -199,7 +197,9 @@ export class ConsumePipeline {
     const timers: NodeJS.Timeout[] = []
     try {
       await consumer.connect()
-      await consumer.subscribe({topic, fromBeginning: options.fromBeginning})
+      await consumer.subscribe({topic, fromBeginning: options.fromBeginning}).catch((error: unknown) => {
+        throw isUnknownTopicError(error) ? new TopicNotFoundError(topic, {cause: error}) : error
+      })
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,

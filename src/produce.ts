@@ -1,5 +1,5 @@
 import type {Kafka, Message} from 'kafkajs'
-import {defaultPartitioner} from './kafka.js'
+import {CheckedProducer, isUnknownTopicError, TopicNotFoundError} from './kafka.js'
 import {EventGenerator} from './generator.js'
 
 export interface ProduceOptions {
@@ -31,7 +31,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** Sends simulated device events; every send is acknowledged by all in-sync replicas before the next. */
 export async function produceEvents(options: ProduceOptions): Promise<ProduceSummary> {
   const generator = new EventGenerator({numDevices: options.numDevices, seed: options.seed})
-  const producer = options.kafka.producer({allowAutoTopicCreation: true, createPartitioner: defaultPartitioner})
+  const producer = new CheckedProducer(options.kafka, {allowAutoTopicCreation: true})
   await producer.connect()
   const started = Date.now()
   let sent = 0
@@ -40,7 +40,9 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
       const size = Math.min(options.batchSize, options.numMessages - sent)
       const messages: Message[] = new Array(size)
       for (let i = 0; i < size; i++) messages[i] = generator.next()
-      await producer.send({topic: options.topic, messages, acks: -1})
+      await producer.send({topic: options.topic, messages, acks: -1}).catch((error: unknown) => {
+        throw isUnknownTopicError(error) ? new TopicNotFoundError(options.topic, {cause: error}) : error
+      })
       sent += size
       options.onProgress?.(sent)
       if (options.pauseMs > 0 && sent < options.numMessages) await sleep(options.pauseMs)

@@ -46,11 +46,6 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     'max-messages': Flags.integer({description: 'Stop cleanly after processing this many messages.', min: 1}),
     'dlq-topic': Flags.string({description: 'Produce invalid messages to this topic (original key, value and headers plus ipc.error.* headers).', env: 'IPC_DLQ_TOPIC'}),
     'session-timeout': durationFlag({description: 'Consumer group session timeout: how long a crashed member holds its partitions.', env: 'KAFKA_SESSION_TIMEOUT', default: 30_000}),
-    'assign-delay': durationFlag({
-      description: 'Delay before the group leader returns partition assignments. Needed only with the dev broker (librdkafka mock), which scripts/services env sets; 0 for a real Kafka.',
-      env: 'KAFKA_ASSIGN_DELAY_MS',
-      default: 0,
-    }),
     'max-retry-time': durationFlag({
       description: 'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every write for this long. Default: retry until it is back.',
       env: 'IPC_MAX_RETRY_TIME',
@@ -88,7 +83,6 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       groupId: flags.group,
       fromBeginning: flags['from-beginning'],
       backend,
-      assignDelayMs: flags['assign-delay'],
       sessionTimeoutMs: flags['session-timeout'],
       untilIdleMs: flags['until-idle'],
       maxMessages: flags['max-messages'],

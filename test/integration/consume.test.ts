@@ -2,7 +2,7 @@ import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {Kafka, logLevel} from 'kafkajs'
 import {type CliResult, runIpc, startIpc, waitFor} from '../support/cli.js'
-import {createTopic} from '../support/broker.js'
+import {createTopic} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 
 interface ProduceJson {

@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {createTopic} from '../support/broker.js'
+import {createTopic} from '../support/kafka.js'
 import {type CliResult, runIpc, startIpc} from '../support/cli.js'
 import {redisCount, uniqueName} from '../support/services.js'
 import {

@@ -51,13 +51,13 @@ export function startProduce(topic: string, flags: Record<string, string>, env?:
   return startIpc(produceArgs(topic, flags), {env, timeoutMs: 300_000})
 }
 
-export function kafka(): Kafka {
-  return new Kafka({clientId: 'ipc-reliability-test', brokers: serviceUrls().kafkaBrokers, logLevel: logLevel.NOTHING})
+export function kafka(brokers: readonly string[] = serviceUrls().kafkaBrokers): Kafka {
+  return new Kafka({clientId: 'ipc-reliability-test', brokers: [...brokers], logLevel: logLevel.NOTHING})
 }
 
 /** Sum over partitions of the group's committed offsets (0 for a partition without a commit). */
-export async function committedTotal(groupId: string, topic: string): Promise<number> {
-  const admin = kafka().admin()
+export async function committedTotal(groupId: string, topic: string, brokers?: readonly string[]): Promise<number> {
+  const admin = kafka(brokers).admin()
   await admin.connect()
   try {
     const [offsets] = await admin.fetchOffsets({groupId, topics: [topic]})
@@ -155,4 +155,16 @@ export function generatedDevices(seed: number, numDevices: number, numMessages: 
   const devices = new Set<string>()
   for (let i = 0; i < numMessages; i++) devices.add(generator.next().key)
   return devices
+}
+
+/** Every offset committed, every event stored, and `ipc count` equal to the producer's devices. */
+export async function expectEverythingCounted(probe: ClickHouseProbe, database: string, group: string, topic: string, produced: ProduceJson, brokers?: readonly string[]): Promise<void> {
+  // A retried produce request may have been stored twice, so the topic can hold more than was sent.
+  const committed = await committedTotal(group, topic, brokers)
+  const rows = await probe.rows()
+  expect(committed, 'every offset committed').to.be.at.least(produced.messagesSent)
+  expect(rows, 'every committed event stored').to.be.at.least(committed)
+  const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
+  expect(counted.code, describeRun(counted)).to.equal(0)
+  expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
 }

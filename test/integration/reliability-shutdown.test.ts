@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {createTopic} from '../support/broker.js'
+import {createTopic} from '../support/kafka.js'
 import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'

@@ -2,21 +2,10 @@ import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {Kafka, logLevel, Partitioners} from 'kafkajs'
 import {createClient as createRedisClient} from 'redis'
-import {
-  ApiKey,
-  BrokerControlError,
-  KafkaErrorCode,
-  brokerControl,
-  brokerDown,
-  brokerUp,
-  clearRequestErrors,
-  createTopic,
-  pushRequestErrors,
-  setBrokerRtt,
-} from '../support/broker.js'
+import {createTopic, KafkaServiceError, partitionLeaders, startKafka, stopKafka} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 
-/** Each service the integration tests rely on answers, and the dev broker's control port works. */
+/** Each service the integration tests rely on answers, and the Kafka broker can be stopped and started. */
 
 function kafkaClient(clientId: string): Kafka {
   return new Kafka({
@@ -82,7 +71,7 @@ describe('test services', () => {
     })
   })
 
-  describe('Kafka-protocol dev broker', () => {
+  describe('Apache Kafka', () => {
     it('delivers every produced message once to a consumer group reading a 4-partition topic', async () => {
       const topic = uniqueName('services_test')
       const groupId = uniqueName('services_group')
@@ -144,31 +133,37 @@ describe('test services', () => {
       }
     })
 
-    it('answers control commands and rejects bad ones', async () => {
-      expect(await brokerControl('ping')).to.equal('')
-      expect(await brokerControl('info')).to.match(/^bootstrap=\S+ brokers=\d+$/)
-      await setBrokerRtt(1, 50)
-      await setBrokerRtt(1, 0)
-
+    it('is Apache Kafka with one node, and refuses a topic that exists already', async () => {
+      const admin = kafkaClient('services-test-admin').admin()
+      await admin.connect()
+      try {
+        const cluster = await admin.describeCluster()
+        expect(cluster.brokers).to.have.lengthOf(1)
+        expect(cluster.controller).to.equal(cluster.brokers[0].nodeId)
+      } finally {
+        await admin.disconnect()
+      }
       const topic = uniqueName('services_test')
       await createTopic(topic, 2)
       const duplicate = await createTopic(topic, 2).then(
         () => undefined,
         (error: unknown) => error,
       )
-      expect(duplicate).to.be.instanceOf(BrokerControlError)
-      expect((duplicate as Error).message).to.contain('TOPIC_ALREADY_EXISTS')
-
-      const unknown = await brokerControl('no-such-command').then(
-        () => undefined,
-        (error: unknown) => error,
-      )
-      expect(unknown).to.be.instanceOf(BrokerControlError)
+      expect(duplicate).to.be.instanceOf(KafkaServiceError)
+      expect(await partitionLeaders(topic)).to.deep.equal(new Map([[0, 1], [1, 1]]))
     })
 
-    it('refuses connections while a broker is down and accepts them again once it is up', async () => {
+    it('refuses connections while stopped, and after a restart serves the messages stored before', async function () {
+      this.timeout(120_000)
+      const topic = uniqueName('services_test')
+      await createTopic(topic, 1)
+      const producer = kafkaClient('services-test-restart').producer({createPartitioner: Partitioners.DefaultPartitioner})
+      await producer.connect()
+      await producer.send({topic, acks: -1, messages: [{value: 'before the restart'}]})
+      await producer.disconnect()
+
+      await stopKafka('kafka')
       const admin = kafkaClient('services-test-down').admin({retry: {retries: 0}})
-      await brokerDown(-1)
       try {
         const outcome = await admin.connect().then(
           () => 'connected',
@@ -177,34 +172,26 @@ describe('test services', () => {
         expect(outcome).to.equal('refused')
       } finally {
         await admin.disconnect()
-        await brokerUp(-1)
+        await startKafka('kafka')
       }
-      await admin.connect()
-      await admin.disconnect()
-    })
-
-    it('fails the next request of a type with an injected error, then serves it normally', async () => {
-      const topic = uniqueName('services_test')
-      await createTopic(topic, 1)
-      const producer = kafkaClient('services-test-errors').producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: {retries: 0},
-      })
-      await producer.connect()
+      const consumer = kafkaClient('services-test-after').consumer({groupId: uniqueName('services_group')})
+      await consumer.connect()
       try {
-        await pushRequestErrors(ApiKey.Produce, [KafkaErrorCode.MessageTooLarge])
-        const failed = await producer.send({topic, messages: [{value: 'first'}]}).then(
-          () => undefined,
-          (error: unknown) => error as Error & {type?: string},
-        )
-        expect(failed, 'the injected error should fail the first send').to.not.equal(undefined)
-        expect(`${failed?.message} ${failed?.type ?? ''}`).to.match(/MESSAGE_TOO_LARGE|larger than/i)
-
-        const [metadata] = await producer.send({topic, messages: [{value: 'second'}]})
-        expect(metadata.errorCode).to.equal(0)
+        await consumer.subscribe({topics: [topic], fromBeginning: true})
+        const first = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('no message within 30 s after the restart')), 30_000)
+          consumer
+            .run({
+              eachMessage: async ({message}) => {
+                clearTimeout(timer)
+                resolve(message.value?.toString() ?? '')
+              },
+            })
+            .catch(reject)
+        })
+        expect(first).to.equal('before the restart')
       } finally {
-        await clearRequestErrors(ApiKey.Produce)
-        await producer.disconnect()
+        await consumer.disconnect()
       }
     })
   })

@@ -2,8 +2,8 @@ import {spawnSync} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 
 /**
- * Mocha global fixtures (.mocharc.json requires this file): start Redis, ClickHouse and the
- * Kafka-protocol dev broker with scripts/services before any test, and put their addresses in
+ * Mocha global fixtures (.mocharc.json requires this file): start Redis, ClickHouse and Apache
+ * Kafka with scripts/services before any test, and put their addresses in
  * process.env, where the tests and the `ipc` processes they spawn find them. Services that were
  * already running (a developer's `scripts/services up`) are reused and left running; at teardown
  * only the services this setup started are stopped, also when some were running and others not.
@@ -17,10 +17,8 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const SERVICES_SCRIPT = `${REPO_ROOT}scripts/services`
 const EXPORTED = [
   'KAFKA_BROKERS',
-  'KAFKA_CONTROL',
   'REDIS_URL',
   'CLICKHOUSE_URL',
-  'KAFKA_ASSIGN_DELAY_MS',
   // Not REDIS_CLUSTER_NODES / CLICKHOUSE_CLUSTER, which ipc reads: every spawned ipc would use the clusters.
   'DEV_REDIS_CLUSTER_NODES',
   'DEV_CLICKHOUSE_CLUSTER',

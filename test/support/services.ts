@@ -56,15 +56,6 @@ export function clickhouseUrl(): string {
   return required('CLICKHOUSE_URL')
 }
 
-/**
- * The consumer-group assignment delay the dev broker needs (KAFKA_ASSIGN_DELAY_MS; 0 against a
- * real Kafka broker).
- */
-export function kafkaAssignDelayMs(): number {
-  const value = Number(process.env.KAFKA_ASSIGN_DELAY_MS ?? '0')
-  return Number.isFinite(value) && value > 0 ? value : 0
-}
-
 const PREFIX = /^[A-Za-z0-9_.:-]{1,100}$/
 let counter = 0
 

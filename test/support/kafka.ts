@@ -1,0 +1,92 @@
+import {execFile} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {fileURLToPath} from 'node:url'
+import {Kafka, logLevel} from 'kafkajs'
+import {serviceUrls} from './services.js'
+
+/**
+ * The Apache Kafka broker of the tests (scripts/services): topics made with the admin API, and real
+ * faults — a node stopped and started again, or killed with SIGKILL — done to the broker's process.
+ */
+
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const STATE_DIR = process.env.IPC_STATE_DIR ?? `${REPO_ROOT}.ipc-services`
+
+export class KafkaServiceError extends Error {
+  override name = 'KafkaServiceError'
+}
+
+/** A kafkajs client for test set-up and checks (its own log silenced). */
+export function kafkaAdminClient(brokers: readonly string[] = serviceUrls().kafkaBrokers): Kafka {
+  return new Kafka({clientId: 'ipc-test-admin', brokers: [...brokers], logLevel: logLevel.NOTHING, connectionTimeout: 3000})
+}
+
+export interface TopicOptions {
+  /** Replicas per partition; default: the broker's default.replication.factor. */
+  replication?: number
+  brokers?: readonly string[]
+}
+
+/** Creates a topic with `partitions` partitions and waits until every partition has a leader. */
+export async function createTopic(name: string, partitions: number, options: TopicOptions = {}): Promise<void> {
+  const admin = kafkaAdminClient(options.brokers).admin()
+  await admin.connect()
+  try {
+    const created = await admin.createTopics({
+      topics: [{topic: name, numPartitions: partitions, replicationFactor: options.replication ?? -1}],
+      waitForLeaders: true,
+      timeout: 30_000,
+    })
+    if (!created) throw new KafkaServiceError(`topic ${name} already exists`)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** Partition → node id of its leader. */
+export async function partitionLeaders(topic: string, brokers?: readonly string[]): Promise<Map<number, number>> {
+  const admin = kafkaAdminClient(brokers).admin()
+  await admin.connect()
+  try {
+    const {topics} = await admin.fetchTopicMetadata({topics: [topic]})
+    return new Map(topics[0].partitions.map((partition) => [partition.partitionId, partition.leader]))
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/**
+ * Runs `scripts/services <verb> <names…>` without blocking the event loop (the `ipc` processes a
+ * test runs keep writing to their pipes meanwhile); rejects with its output when it fails.
+ */
+export function servicesCommand(verb: string, ...names: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('bash', [`${REPO_ROOT}scripts/services`, verb, ...names], {cwd: REPO_ROOT, encoding: 'utf8', timeout: 5 * 60_000}, (error, stdout, stderr) => {
+      const output = `${stdout}${stderr}`.trim()
+      if (error) reject(new KafkaServiceError(`scripts/services ${verb} ${names.join(' ')} failed (${error.code ?? error.signal}): ${output}`))
+      else resolve(output)
+    })
+  })
+}
+
+/** The pid of a Kafka node: `kafka` (the single node) or `kafka-cluster-<id>`. */
+export function kafkaNodePid(node: string): number {
+  const pid = Number(readFileSync(`${STATE_DIR}/${node}.pid`, 'utf8').trim())
+  if (!Number.isInteger(pid) || pid <= 0) throw new KafkaServiceError(`no pid recorded for ${node}`)
+  return pid
+}
+
+/** kill -9 of a Kafka node; it stays down until `startKafka`. */
+export function killKafka(node: string): void {
+  process.kill(kafkaNodePid(node), 'SIGKILL')
+}
+
+/** A controlled shutdown (SIGTERM) that keeps the node's data. */
+export async function stopKafka(node: string): Promise<void> {
+  await servicesCommand('stop', node)
+}
+
+/** Starts a stopped or killed node again with its data, and waits until it answers requests. */
+export async function startKafka(node: string): Promise<void> {
+  await servicesCommand('up', node.startsWith('kafka-cluster') ? 'kafka-cluster' : node)
+}

@@ -190,7 +190,12 @@ export class ConsumePipeline {
     })
     consumer.on(consumer.events.CRASH, (event) => {
       const {error, restart} = event.payload as {error: Error; restart: boolean}
-      if (restart) options.log(`consumer restarting after error: ${error.message}`)
+      if (restart) {
+        // A client restarting (after kafkajs ran out of retries, e.g. while a dead node's partitions
+        // move) holds no partitions until it has joined again: not idleness.
+        this.idleSince = undefined
+        options.log(`consumer restarting after error: ${error.message}`)
+      }
       else this.fail(new ConsumeError(`consumer crashed: ${error.message}`, {cause: error}))
     })
 

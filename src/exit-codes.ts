@@ -10,7 +10,7 @@ export const EXIT_USAGE = 2
 export const EXIT_UNAVAILABLE = 3
 export const EXIT_FORCED = 130
 
-const SERVICE_ERRORS = new Set(['BackendError', 'KafkaJSConnectionError', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSNonRetriableError', 'KafkaJSBrokerNotFound', 'KafkaJSRequestTimeoutError', 'TopicNotFoundError'])
+const SERVICE_ERRORS = new Set(['BackendError', 'KafkaJSConnectionError', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSNonRetriableError', 'KafkaJSBrokerNotFound', 'KafkaJSRequestTimeoutError', 'TopicNotFoundError', 'KafkaUnreachableError'])
 
 /** The exit code for an error that ended a command. */
 export function exitCodeFor(error: unknown): number {

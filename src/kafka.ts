@@ -1,5 +1,5 @@
 import {randomInt} from 'node:crypto'
-import {type ICustomPartitioner, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Message, type Producer, type ProducerConfig, type RecordMetadata} from 'kafkajs'
+import {type Admin, type Consumer, type ICustomPartitioner, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Message, type Producer, type ProducerConfig, type RecordMetadata} from 'kafkajs'
 
 /** The one place that knows the Kafka client library, so it can be swapped without touching callers. */
 
@@ -65,19 +65,78 @@ const LEVELS: Record<string, KafkaLogLevel> = {
   debug: KafkaLogLevel.DEBUG,
 }
 
+/**
+ * No broker at the given addresses took a Kafka request: nothing listens there, or what listens
+ * does not speak Kafka (e.g. a Redis port, where the ApiVersions handshake gets no answer).
+ */
+export class KafkaUnreachableError extends Error {
+  override name = 'KafkaUnreachableError'
+  readonly retriable = true
+  constructor(
+    readonly brokers: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    const reason = (options?.cause as Error | undefined)?.message ?? 'no answer'
+    const hint = /not connected|timed out/i.test(reason) ? ': is it a Kafka broker\'s port?' : ''
+    super(`no Kafka broker answered at ${brokers.join(',')} (${reason})${hint}`, options)
+  }
+}
+
+/**
+ * A kafkajs client whose log is held back until a broker has answered one of its consumers,
+ * producers or admins. Until then every client error is a failure to reach the cluster, which the command
+ * reports once as a {@link KafkaUnreachableError}; kafkajs would log each retry of each broker.
+ * With `--kafka-log-level info` or `debug` nothing is held.
+ */
 export function createKafka(settings: KafkaSettings): Kafka {
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const level = LEVELS[settings.logLevel ?? 'error'] ?? KafkaLogLevel.ERROR
-  return new Kafka({
+  let held: string[] | undefined = level <= KafkaLogLevel.WARN ? [] : undefined
+  const opened = () => {
+    reached.add(kafka)
+    if (!held) return
+    for (const line of held) log(line)
+    held = undefined
+  }
+  const kafka = new Kafka({
     clientId: settings.clientId ?? 'ipc',
     brokers: [...settings.brokers],
     connectionTimeout: settings.connectionTimeoutMs ?? 3000,
     logLevel: level,
     logCreator: () => (entry: LogEntry) => {
       const {message, error} = entry.log as {message: string; error?: string}
-      log(`kafka ${entry.label.toLowerCase()}: ${message}${error ? ` (${error})` : ''}`)
+      const line = `kafka ${entry.label.toLowerCase()}: ${message}${error ? ` (${error})` : ''}`
+      if (held) held.push(line)
+      else log(line)
     },
   })
+  // The first answered request, rather than connect(): kafkajs's connect() can resolve against a
+  // port that accepted the TCP connection but never answered the Kafka handshake.
+  const watch = <T extends Consumer | Producer | Admin>(client: T): T => {
+    const remove = (client.on as (event: string, listener: () => void) => () => void)(client.events.REQUEST, () => {
+      opened()
+      remove()
+    })
+    return client
+  }
+  const {consumer, producer, admin} = kafka
+  return Object.assign(kafka, {
+    consumer: (config: Parameters<Kafka['consumer']>[0]) => watch(consumer.call(kafka, config)),
+    producer: (config?: Parameters<Kafka['producer']>[0]) => watch(producer.call(kafka, config)),
+    admin: (config?: Parameters<Kafka['admin']>[0]) => watch(admin.call(kafka, config)),
+  })
+}
+
+const reached = new WeakSet<Kafka>()
+
+/**
+ * The error to report when a command using `kafka` failed: {@link KafkaUnreachableError} when a
+ * Kafka client error came before any of its clients had connected, the error itself otherwise.
+ */
+export function explainKafkaFailure(kafka: Kafka | undefined, brokers: readonly string[], error: unknown): unknown {
+  if (!kafka || reached.has(kafka) || !(error instanceof Error)) return error
+  if (!error.name.startsWith('KafkaJS') && error.message !== 'Broker not connected') return error
+  return new KafkaUnreachableError(brokers, {cause: error})
 }
 
 const MURMUR2_SEED = 0x9747b28c
@@ -136,6 +195,14 @@ export class IncompleteSendError extends Error {
   readonly retriable = true
 }
 
+/**
+ * Retries of one send: 0.3 s doubling up to 5 s, 12 times (about 45 s in all). A cluster moves
+ * leadership off a node that died only after the node's session expires (broker.session.timeout.ms,
+ * 9 s by default), and kafkajs's default (5 retries, about 9 s) gave up before that on the
+ * three-node test cluster. The Java producer waits up to delivery.timeout.ms (120 s).
+ */
+export const SEND_RETRY = {initialRetryTime: 300, maxRetryTime: 5000, retries: 12}
+
 /** Sends beyond the first for messages whose partition the answers left out. */
 const MAX_RESENDS = 5
 
@@ -156,6 +223,7 @@ export class CheckedProducer {
   constructor(kafka: Pick<Kafka, 'producer'>, config: ProducerConfig = {}) {
     const inner = config.createPartitioner ?? defaultPartitioner
     this.producer = kafka.producer({
+      retry: SEND_RETRY,
       ...config,
       createPartitioner: () => {
         const choose = inner()

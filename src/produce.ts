@@ -28,9 +28,27 @@ export interface ProduceSummary {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * Fails at once with TopicNotFoundError when the topic is missing and the broker does not create
+ * topics on first use; a send would retry for its whole retry time (about 45 s) first. A metadata
+ * request asks the broker to create the topic where auto-creation is on, as the send would.
+ */
+async function requireTopic(kafka: Kafka, topic: string): Promise<void> {
+  const admin = kafka.admin({retry: {retries: 2}})
+  await admin.connect()
+  try {
+    await admin.fetchTopicMetadata({topics: [topic]})
+  } catch (error) {
+    throw isUnknownTopicError(error) ? new TopicNotFoundError(topic, {cause: error}) : error
+  } finally {
+    await admin.disconnect()
+  }
+}
+
 /** Sends simulated device events; every send is acknowledged by all in-sync replicas before the next. */
 export async function produceEvents(options: ProduceOptions): Promise<ProduceSummary> {
   const generator = new EventGenerator({numDevices: options.numDevices, seed: options.seed})
+  await requireTopic(options.kafka, options.topic)
   const producer = new CheckedProducer(options.kafka, {allowAutoTopicCreation: true})
   await producer.connect()
   const started = Date.now()

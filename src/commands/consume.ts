@@ -5,7 +5,7 @@ import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../consu
 import {formatDuration} from '../duration.js'
 import {errorLine, EXIT_FORCED, EXIT_USAGE, exitCodeFor} from '../exit-codes.js'
 import {backendFlags, durationFlag, kafkaFlags} from '../flags.js'
-import {createKafka, type Kafka, parseBrokers} from '../kafka.js'
+import {createKafka, explainKafkaFailure, type Kafka, parseBrokers} from '../kafka.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../output.js'
 
 export default class Consume extends Command {
@@ -63,6 +63,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     let pipeline: ConsumePipeline | undefined
     let backend: CountBackend
     let kafka: Kafka
+    let brokers: string[]
     try {
       // Names and addresses are checked here, before anything connects: a bad one touches nothing.
       backend = await createBackend(flags.backend, {
@@ -72,7 +73,8 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
         maxRetryTimeMs: flags['max-retry-time'],
         onError: (error) => (pipeline ? pipeline.backendWriteFailed(error) : warn(`${flags.backend}: ${errorLine(error)}`)),
       })
-      kafka = createKafka({brokers: parseBrokers(flags.brokers), clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn})
+      brokers = parseBrokers(flags.brokers)
+      kafka = createKafka({brokers, clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn})
     } catch (error) {
       writeStderr(`ipc consume: ${errorLine(error)}`)
       this.exit(EXIT_USAGE)
@@ -118,8 +120,9 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       const maxRetryTime = flags['max-retry-time']
       // Failed attempts were reported before the backend error that ended the run: it gave up retrying.
       const gaveUp = maxRetryTime !== undefined && running.stats.backendErrors > 0 && error instanceof Error && error.cause instanceof BackendError
-      writeStderr(`ipc consume: ${gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''}${errorLine(error)}`)
-      this.exit(exitCodeFor(error))
+      const reported = explainKafkaFailure(kafka, brokers, error)
+      writeStderr(`ipc consume: ${gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''}${errorLine(reported)}`)
+      this.exit(exitCodeFor(reported))
     } finally {
       clearInterval(progressTimer)
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)

@@ -2,7 +2,7 @@ import {Command, Errors, Flags} from '@oclif/core'
 import {errorLine, EXIT_FORCED, exitCodeFor} from '../exit-codes.js'
 import {MAX_DEVICES} from '../generator.js'
 import {kafkaFlags} from '../flags.js'
-import {createKafka, parseBrokers} from '../kafka.js'
+import {createKafka, explainKafkaFailure, type Kafka, KafkaUnreachableError, parseBrokers} from '../kafka.js'
 import {formatDuration} from '../duration.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../output.js'
 import {produceEvents, type ProduceSummary} from '../produce.js'
@@ -48,8 +48,11 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
     }
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal)
     let summary: ProduceSummary
+    let kafka: Kafka | undefined
+    let brokers: string[] = []
     try {
-      const kafka = createKafka({brokers: parseBrokers(flags.brokers), clientId: 'ipc-produce', logLevel: flags['kafka-log-level']})
+      brokers = parseBrokers(flags.brokers)
+      kafka = createKafka({brokers, clientId: 'ipc-produce', logLevel: flags['kafka-log-level']})
       summary = await produceEvents({
         kafka,
         topic: flags.topic,
@@ -63,8 +66,9 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
       })
     } catch (error) {
       progress.clear()
-      writeStderr(`ipc produce: ${errorLine(error)} (brokers ${flags.brokers})`)
-      this.exit(exitCodeFor(error))
+      const reported = explainKafkaFailure(kafka, brokers, error)
+      writeStderr(`ipc produce: ${errorLine(reported)}${reported instanceof KafkaUnreachableError ? '' : ` (brokers ${flags.brokers})`}`)
+      this.exit(exitCodeFor(reported))
     } finally {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
     }

@@ -2,7 +2,7 @@ import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {Kafka, logLevel} from 'kafkajs'
 import {type CliResult, runIpc, startIpc, waitFor} from '../support/cli.js'
-import {createTopic} from '../support/kafka.js'
+import {committedTotal, createTopic} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 
 interface ProduceJson {
@@ -74,14 +74,9 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const produced = await produce(topic, {'--num-devices': '300', '--num-messages': '500', '--seed': '5'})
     const consumer = startIpc(['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning', '--batch-size', '1000000', '--flush-interval', '2s'])
     const clickhouse = createClickHouseClient({url: serviceUrls().clickhouseUrl})
-    const admin = kafka().admin()
-    await admin.connect()
     try {
       const samples: Array<{committed: number; rows: number}> = []
-      const committedSum = async () => {
-        const offsets = await admin.fetchOffsets({groupId: group, topics: [topic]})
-        return offsets[0].partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0)
-      }
+      const committedSum = () => committedTotal(group, topic)
       const rowCount = async () => {
         try {
           const result = await clickhouse.query({query: `SELECT count() AS n FROM \`${database}\`.events`, format: 'JSONEachRow'})
@@ -112,7 +107,6 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
       expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
     } finally {
       consumer.child.kill('SIGKILL')
-      await admin.disconnect()
       await clickhouse.close()
     }
   })
@@ -181,7 +175,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const result = await runIpc(['produce', '--topic', uniqueName('nowhere'), '--brokers', '127.0.0.1:1', '--num-messages', '1', '--json'])
     expect(result.code).to.equal(3)
     expect(result.stdout).to.equal('')
-    expect(result.stderr).to.match(/^ipc produce: .*ECONNREFUSED.*\(brokers 127\.0\.0\.1:1\)$/m)
+    expect(result.stderr).to.equal('ipc produce: no Kafka broker answered at 127.0.0.1:1 (Connection error: connect ECONNREFUSED 127.0.0.1:1)\n')
   })
 
   it('two consumers in one group share a 4-partition topic and together count exactly', async () => {

@@ -1,11 +1,10 @@
 import {expect} from 'chai'
 import {type RunningCli, runIpc, startIpc} from '../support/cli.js'
-import {createTopic, killKafka, startKafka, stopKafka} from '../support/kafka.js'
+import {committedTotal, createTopic, killKafka, startKafka, stopKafka} from '../support/kafka.js'
 import {uniqueName} from '../support/services.js'
 import {
   ClickHouseProbe,
   type ConsumeJson,
-  committedTotal,
   describeRun,
   expectEverythingCounted,
   generatedDevices,

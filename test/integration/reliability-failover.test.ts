@@ -49,10 +49,12 @@ describe('reliability: failover on a three-node Kafka cluster', function () {
     const producer = startProduce(topic, {'--brokers': brokerList, '--num-devices': '20000', '--num-messages': '40000', '--seed': '51', '--batch': '200', '--pause-ms': '50', '--kafka-log-level': 'warn'})
     const consumer = startIpc(
       ['consume', '--brokers', brokerList, '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning',
-        '--batch-size', '1000', '--flush-interval', '300ms', '--session-timeout', '6s', '--until-idle', '8s', '--kafka-log-level', 'warn', '--json'],
+        '--batch-size', '1000', '--flush-interval', '300ms', '--session-timeout', '6s', '--until-idle', '20s', '--kafka-log-level', 'warn', '--json'],
       {timeoutMs: 200_000},
     )
     try {
+      // The producer stalls until the dead node's partitions have new leaders (its session expires
+      // after 6 s on the test cluster); --until-idle 20s keeps the caught-up consumer waiting for it.
       await waitForChange('the first stored events', () => probe.rows(), 0)
       const leaders = await partitionLeaders(topic, brokers)
       const counts = new Map<number, number>()

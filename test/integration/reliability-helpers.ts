@@ -4,6 +4,7 @@ import {Kafka, logLevel} from 'kafkajs'
 import {readFileSync} from 'node:fs'
 import {EventGenerator} from '../../src/generator.js'
 import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
+import {committedTotal} from '../support/kafka.js'
 import {serviceUrls} from '../support/services.js'
 
 /** Shared by the reliability-*.test.ts files: produce, consume, and look at what is stored and committed. */
@@ -53,18 +54,6 @@ export function startProduce(topic: string, flags: Record<string, string>, env?:
 
 export function kafka(brokers: readonly string[] = serviceUrls().kafkaBrokers): Kafka {
   return new Kafka({clientId: 'ipc-reliability-test', brokers: [...brokers], logLevel: logLevel.NOTHING})
-}
-
-/** Sum over partitions of the group's committed offsets (0 for a partition without a commit). */
-export async function committedTotal(groupId: string, topic: string, brokers?: readonly string[]): Promise<number> {
-  const admin = kafka(brokers).admin()
-  await admin.connect()
-  try {
-    const [offsets] = await admin.fetchOffsets({groupId, topics: [topic]})
-    return offsets.partitions.reduce((sum, partition) => sum + Math.max(0, Number(partition.offset)), 0)
-  } finally {
-    await admin.disconnect()
-  }
 }
 
 /** Direct ClickHouse access (not through a relay), for checking what a consumer stored. */

@@ -1,11 +1,10 @@
 import {expect} from 'chai'
-import {createTopic} from '../support/kafka.js'
+import {committedTotal, createTopic} from '../support/kafka.js'
 import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {redisCount, serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
 import {
   ClickHouseProbe,
-  committedTotal,
   describeRun,
   linesMatching,
   produce,

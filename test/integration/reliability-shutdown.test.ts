@@ -1,9 +1,9 @@
 import {expect} from 'chai'
-import {createTopic} from '../support/kafka.js'
+import {committedTotal, createTopic} from '../support/kafka.js'
 import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
-import {ClickHouseProbe, committedTotal, describeRun, generatedDevices, linesMatching, produce, reportFigure} from './reliability-helpers.js'
+import {ClickHouseProbe, describeRun, generatedDevices, linesMatching, produce, reportFigure} from './reliability-helpers.js'
 
 /** Graceful and forced stops while a ClickHouse batch sits in the consumer's buffer. */
 

@@ -1,7 +1,7 @@
 import {execFile} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
-import {Kafka, logLevel} from 'kafkajs'
+import {type Admin, Kafka, logLevel} from 'kafkajs'
 import {serviceUrls} from './services.js'
 
 /**
@@ -27,32 +27,67 @@ export interface TopicOptions {
   brokers?: readonly string[]
 }
 
-/** Creates a topic with `partitions` partitions and waits until every partition has a leader. */
-export async function createTopic(name: string, partitions: number, options: TopicOptions = {}): Promise<void> {
-  const admin = kafkaAdminClient(options.brokers).admin()
+/**
+ * Runs `request` again while it fails with an error kafkajs marks retriable (a group coordinator
+ * still loading, a topic's metadata not yet on every broker), for up to `timeoutMs`.
+ */
+export async function retryRetriable<T>(request: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await request()
+    } catch (error) {
+      if (!(error as {retriable?: boolean}).retriable || Date.now() > deadline) throw error
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+}
+
+async function withAdmin<T>(brokers: readonly string[] | undefined, work: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafkaAdminClient(brokers).admin()
   await admin.connect()
   try {
-    const created = await admin.createTopics({
-      topics: [{topic: name, numPartitions: partitions, replicationFactor: options.replication ?? -1}],
-      waitForLeaders: true,
-      timeout: 30_000,
-    })
-    if (!created) throw new KafkaServiceError(`topic ${name} already exists`)
+    return await work(admin)
   } finally {
     await admin.disconnect()
   }
 }
 
+/** Creates a topic with `partitions` partitions and waits until every partition has a leader. */
+export async function createTopic(name: string, partitions: number, options: TopicOptions = {}): Promise<void> {
+  await withAdmin(options.brokers, async (admin) => {
+    const created = await admin.createTopics({
+      topics: [{topic: name, numPartitions: partitions, replicationFactor: options.replication ?? -1}],
+      timeout: 30_000,
+    })
+    if (!created) throw new KafkaServiceError(`topic ${name} already exists`)
+    // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a broker answers
+    // until the new topic's metadata has reached it.
+    await retryRetriable(async () => {
+      const leaders = await leadersOf(admin, name)
+      if (leaders.size !== partitions || [...leaders.values()].some((leader) => leader < 0)) {
+        throw Object.assign(new KafkaServiceError(`topic ${name}: not every partition has a leader yet`), {retriable: true})
+      }
+    })
+  })
+}
+
+async function leadersOf(admin: Admin, topic: string): Promise<Map<number, number>> {
+  const {topics} = await admin.fetchTopicMetadata({topics: [topic]})
+  return new Map(topics[0].partitions.map((partition) => [partition.partitionId, partition.leader]))
+}
+
 /** Partition → node id of its leader. */
 export async function partitionLeaders(topic: string, brokers?: readonly string[]): Promise<Map<number, number>> {
-  const admin = kafkaAdminClient(brokers).admin()
-  await admin.connect()
-  try {
-    const {topics} = await admin.fetchTopicMetadata({topics: [topic]})
-    return new Map(topics[0].partitions.map((partition) => [partition.partitionId, partition.leader]))
-  } finally {
-    await admin.disconnect()
-  }
+  return withAdmin(brokers, (admin) => retryRetriable(() => leadersOf(admin, topic)))
+}
+
+/** Sum over partitions of a group's committed offsets (0 for a partition without a commit). */
+export async function committedTotal(groupId: string, topic: string, brokers?: readonly string[]): Promise<number> {
+  return withAdmin(brokers, async (admin) => {
+    const [offsets] = await retryRetriable(() => admin.fetchOffsets({groupId, topics: [topic]}))
+    return offsets.partitions.reduce((sum, partition) => sum + Math.max(0, Number(partition.offset)), 0)
+  })
 }
 
 /**

@@ -10,7 +10,7 @@ import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {createClient as createRedisClient} from 'redis'
-import {createKafka} from '../src/kafka.js'
+import {createKafka, createTopic as createKafkaTopic} from '../src/kafka.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results')
@@ -28,7 +28,6 @@ export interface ServiceEnv {
   KAFKA_BROKERS: string
   REDIS_URL: string
   CLICKHOUSE_URL: string
-  KAFKA_ASSIGN_DELAY_MS: string
   [name: string]: string
 }
 
@@ -63,9 +62,11 @@ export async function withServices<T>(work: (env: ServiceEnv) => Promise<T>): Pr
   }
 }
 
-/** Creates a topic on the dev broker through its control port (kafkajs cannot create topics there). */
+/** Creates a topic with the admin API on the brokers of KAFKA_BROKERS. */
 export async function createTopic(name: string, partitions: number): Promise<void> {
-  await run('bash', [SERVICES, 'kafka', 'topic-create', name, String(partitions)], {timeout: 30_000})
+  const brokers = process.env.KAFKA_BROKERS
+  if (!brokers) throw new BenchError('KAFKA_BROKERS is not set (withServices sets it)')
+  await createKafkaTopic(createKafka({brokers: brokers.split(','), clientId: 'ipc-bench'}), {topic: name, partitions})
 }
 
 /** Low (oldest kept) and high (next to append) offset of every partition of a topic. */

@@ -83,6 +83,13 @@ export class KafkaUnreachableError extends Error {
 }
 
 /**
+ * Broker answers that kafkajs logs as errors but that are the group protocol at work: a member
+ * joining or leaving makes every other member's next heartbeat answer REBALANCE_IN_PROGRESS, and
+ * the member rejoins (the consumer reports that as its REBALANCING event). Shown from `info` up.
+ */
+const ROUTINE_ERRORS = /The group is rebalancing, so a rejoin is needed/
+
+/**
  * A kafkajs client whose log is held back until a broker has answered one of its consumers,
  * producers or admins. Until then every client error is a failure to reach the cluster, which the command
  * reports once as a {@link KafkaUnreachableError}; kafkajs would log each retry of each broker.
@@ -105,6 +112,7 @@ export function createKafka(settings: KafkaSettings): Kafka {
     logLevel: level,
     logCreator: () => (entry: LogEntry) => {
       const {message, error} = entry.log as {message: string; error?: string}
+      if (level < KafkaLogLevel.INFO && error && ROUTINE_ERRORS.test(error)) return
       const line = `kafka ${entry.label.toLowerCase()}: ${message}${error ? ` (${error})` : ''}`
       if (held) held.push(line)
       else log(line)
@@ -262,3 +270,53 @@ export class CheckedProducer {
 
 export type {Kafka} from 'kafkajs'
 
+
+export class TopicExistsError extends Error {
+  override name = 'TopicExistsError'
+  readonly retriable = false
+}
+
+export class TopicNotReadyError extends Error {
+  override name = 'TopicNotReadyError'
+  readonly retriable = true
+}
+
+export interface NewTopic {
+  topic: string
+  partitions: number
+  /** Replicas per partition; default: the broker's default.replication.factor. */
+  replication?: number
+  /** How long to wait for every partition to have a leader. Default 30 s. */
+  timeoutMs?: number
+}
+
+/**
+ * Creates a topic with the admin API and waits until every partition has a leader (for the demo,
+ * the benchmarks and the tests; `ipc` itself never creates topics). kafkajs's own `waitForLeaders`
+ * gives up on UNKNOWN_TOPIC_OR_PARTITION, which a broker answers until the new topic's metadata has
+ * reached it; this waits through that.
+ */
+export async function createTopic(kafka: Pick<Kafka, 'admin'>, spec: NewTopic): Promise<void> {
+  const admin = kafka.admin()
+  const timeoutMs = spec.timeoutMs ?? 30_000
+  await admin.connect()
+  try {
+    const created = await admin.createTopics({topics: [{topic: spec.topic, numPartitions: spec.partitions, replicationFactor: spec.replication ?? -1}], timeout: timeoutMs})
+    if (!created) throw new TopicExistsError(`topic "${spec.topic}" exists already`)
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const leaders = await admin.fetchTopicMetadata({topics: [spec.topic]}).then(
+        ({topics}) => topics[0].partitions.filter((partition) => partition.leader >= 0).length,
+        (error: {retriable?: boolean}) => {
+          if (error.retriable) return 0
+          throw error
+        },
+      )
+      if (leaders === spec.partitions) return
+      if (Date.now() > deadline) throw new TopicNotReadyError(`topic "${spec.topic}": ${leaders} of ${spec.partitions} partitions have a leader after ${timeoutMs} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  } finally {
+    await admin.disconnect()
+  }
+}

@@ -2,7 +2,8 @@ import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {Kafka, logLevel, Partitioners} from 'kafkajs'
 import {createClient as createRedisClient} from 'redis'
-import {createTopic, KafkaServiceError, partitionLeaders, startKafka, stopKafka} from '../support/kafka.js'
+import {TopicExistsError} from '../../src/kafka.js'
+import {createTopic, partitionLeaders, startKafka, stopKafka} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 
 /** Each service the integration tests rely on answers, and the Kafka broker can be stopped and started. */
@@ -149,7 +150,7 @@ describe('test services', () => {
         () => undefined,
         (error: unknown) => error,
       )
-      expect(duplicate).to.be.instanceOf(KafkaServiceError)
+      expect(duplicate).to.be.instanceOf(TopicExistsError)
       expect(await partitionLeaders(topic)).to.deep.equal(new Map([[0, 1], [1, 1]]))
     })
 

@@ -2,6 +2,7 @@ import {execFile} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {type Admin, Kafka, logLevel} from 'kafkajs'
+import {createTopic as createKafkaTopic} from '../../src/kafka.js'
 import {serviceUrls} from './services.js'
 
 /**
@@ -55,21 +56,7 @@ async function withAdmin<T>(brokers: readonly string[] | undefined, work: (admin
 
 /** Creates a topic with `partitions` partitions and waits until every partition has a leader. */
 export async function createTopic(name: string, partitions: number, options: TopicOptions = {}): Promise<void> {
-  await withAdmin(options.brokers, async (admin) => {
-    const created = await admin.createTopics({
-      topics: [{topic: name, numPartitions: partitions, replicationFactor: options.replication ?? -1}],
-      timeout: 30_000,
-    })
-    if (!created) throw new KafkaServiceError(`topic ${name} already exists`)
-    // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a broker answers
-    // until the new topic's metadata has reached it.
-    await retryRetriable(async () => {
-      const leaders = await leadersOf(admin, name)
-      if (leaders.size !== partitions || [...leaders.values()].some((leader) => leader < 0)) {
-        throw Object.assign(new KafkaServiceError(`topic ${name}: not every partition has a leader yet`), {retriable: true})
-      }
-    })
-  })
+  await createKafkaTopic(kafkaAdminClient(options.brokers), {topic: name, partitions, replication: options.replication})
 }
 
 async function leadersOf(admin: Admin, topic: string): Promise<Map<number, number>> {

@@ -1,7 +1,7 @@
 import {execFile} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
-import {type Admin, Kafka, logLevel} from 'kafkajs'
+import {type Admin, AssignerProtocol, Kafka, logLevel} from 'kafkajs'
 import {createTopic as createKafkaTopic} from '../../src/kafka.js'
 import {serviceUrls} from './services.js'
 
@@ -111,4 +111,23 @@ export async function stopKafka(node: string): Promise<void> {
 /** Starts a stopped or killed node again with its data, and waits until it answers requests. */
 export async function startKafka(node: string): Promise<void> {
   await servicesCommand('up', node.startsWith('kafka-cluster') ? 'kafka-cluster' : node)
+}
+
+/** A consumer group as the coordinator describes it: its state and the partitions of each member. */
+export interface GroupAssignment {
+  state: string
+  /** Partitions of `topic` per member, one entry per member. */
+  partitionsPerMember: number[]
+}
+
+export async function groupAssignment(groupId: string, topic: string, brokers?: readonly string[]): Promise<GroupAssignment> {
+  return withAdmin(brokers, async (admin) => {
+    const {groups} = await retryRetriable(() => admin.describeGroups([groupId]))
+    const [group] = groups
+    const partitionsPerMember = group.members.map((member) => {
+      const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment)
+      return assignment?.assignment[topic]?.length ?? 0
+    })
+    return {state: group.state, partitionsPerMember}
+  })
 }

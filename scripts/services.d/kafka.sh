@@ -103,6 +103,12 @@ kafka_answers() {
   timeout 10 kcat -b "$address" -L -m 3 2>/dev/null | grep -q "^ $count brokers:"
 }
 
+# Joins a throwaway group once, so that the broker creates and loads __consumer_offsets now rather
+# than under the first consumer (which would otherwise restart after "the coordinator is loading").
+kafka_warm_group_coordinator() {
+  timeout 20 kcat -b "$1" -G ipc-services-warmup -o end -e -q __ipc_services_warmup >/dev/null 2>&1 || true
+}
+
 # --- one node -------------------------------------------------------------------------------
 
 kafka_probe() { kafka_answers "127.0.0.1:$KAFKA_PORT" 1; }
@@ -136,6 +142,7 @@ start_kafka() {
   : >"$LOG_DIR/kafka.log"
   kafka_spawn kafka "${KAFKA_HEAP:-512m}"
   wait_ready kafka "$STATE_DIR/kafka.pid" kafka_probe || start_failed kafka "$LOG_DIR/kafka.log"
+  kafka_warm_group_coordinator "127.0.0.1:$KAFKA_PORT"
   say "kafka: started on 127.0.0.1:$KAFKA_PORT (Apache Kafka $KAFKA_VERSION, pid $(cat "$STATE_DIR/kafka.pid"), $(elapsed_since "$started"))"
 }
 
@@ -205,6 +212,7 @@ start_kafka_cluster() {
     }
   done
   first_pid=$(cat "$STATE_DIR/kafka-cluster-1.pid")
+  [ -z "$cluster_id" ] || kafka_warm_group_coordinator "$(kafka_cluster_brokers)"
   if [ "$missing" -eq 1 ]; then
     say "kafka-cluster: started on $(kafka_cluster_brokers) (Apache Kafka $KAFKA_VERSION, 3 nodes, pid of node 1 $first_pid, $(elapsed_since "$started"))"
   else

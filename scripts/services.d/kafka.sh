@@ -240,3 +240,31 @@ discard_kafka_cluster() {
   for ((i = 1; i <= KAFKA_CLUSTER_SIZE; i++)); do rm -f "$STATE_DIR/kafka-cluster-$i.pid"; done
   rm -rf "$STATE_DIR/kafka/kafka-cluster-"* "$STATE_DIR/kafka-cluster.port"
 }
+
+# --- topics ------------------------------------------------------------------------------------
+
+# `scripts/services topic NAME [PARTITIONS] [BROKERS]`: creates a topic on the single node (or on
+# BROKERS, e.g. the cluster's) with the Kafka admin API, through ipc's own createTopic (built first
+# if needed), and waits until every partition has a leader.
+cmd_topic() {
+  local name=${1:-} partitions=${2:-8} brokers=${3:-}
+  [ -n "$name" ] || die "usage: scripts/services topic NAME [PARTITIONS] [BROKERS]"
+  [[ $partitions =~ ^[1-9][0-9]*$ ]] || die "PARTITIONS must be a positive whole number, got '$partitions'"
+  if [ -z "$brokers" ]; then
+    [ -s "$STATE_DIR/kafka.ports" ] && service_pid kafka >/dev/null || die "kafka is not running (start it with: scripts/services up)"
+    read -r KAFKA_PORT _ <"$STATE_DIR/kafka.ports"
+    brokers=127.0.0.1:$KAFKA_PORT
+  fi
+  [ -f "$REPO_DIR/dist/src/kafka.js" ] || (cd "$REPO_DIR" && npm run --silent build)
+  (cd "$REPO_DIR" && node --input-type=module -e '
+import {createKafka, createTopic} from "./dist/src/kafka.js"
+const [topic, partitions, brokers] = process.argv.slice(1)
+try {
+  await createTopic(createKafka({brokers: brokers.split(","), logLevel: "nothing"}), {topic, partitions: Number(partitions)})
+} catch (error) {
+  console.error(`error: ${error.message}`)
+  process.exit(1)
+}
+' "$name" "$partitions" "$brokers")
+  say "topic $name: $partitions partitions on $brokers"
+}

@@ -3,7 +3,7 @@ import {expect} from 'chai'
 import {Kafka, logLevel, Partitioners} from 'kafkajs'
 import {createClient as createRedisClient} from 'redis'
 import {TopicExistsError} from '../../src/kafka.js'
-import {createTopic, partitionLeaders, startKafka, stopKafka} from '../support/kafka.js'
+import {createTopic, partitionLeaders, servicesCommand, startKafka, stopKafka} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 
 /** Each service the integration tests rely on answers, and the Kafka broker can be stopped and started. */
@@ -152,6 +152,17 @@ describe('test services', () => {
       )
       expect(duplicate).to.be.instanceOf(TopicExistsError)
       expect(await partitionLeaders(topic)).to.deep.equal(new Map([[0, 1], [1, 1]]))
+    })
+
+    it('scripts/services topic creates a topic with the partitions asked for, and refuses it a second time', async () => {
+      const topic = uniqueName('services_topic')
+      expect(await servicesCommand('topic', topic, '3')).to.equal(`topic ${topic}: 3 partitions on ${serviceUrls().kafkaBrokers.join(',')}`)
+      expect([...(await partitionLeaders(topic)).keys()].sort()).to.deep.equal([0, 1, 2])
+      const again = await servicesCommand('topic', topic, '3').then(
+        () => '',
+        (error: Error) => error.message,
+      )
+      expect(again).to.match(new RegExp(`error: topic "${topic}" exists already$`))
     })
 
     it('refuses connections while stopped, and after a restart serves the messages stored before', async function () {

@@ -41,4 +41,6 @@ await new Promise<void>((resolve, reject) => {
 })
 await consumer.disconnect()
 const activeMs = lastAt - (firstAt ?? lastAt)
-console.log(JSON.stringify({messages: seen, parsedFields, joinMs: (firstAt ?? lastAt) - started, steadyEventsPerSecond: activeMs > 0 ? (seen * 1000) / activeMs : 0}))
+console.log(
+  JSON.stringify({messages: seen, parsedFields, joinMs: (firstAt ?? lastAt) - started, steadyEventsPerSecond: activeMs > 0 ? (seen * 1000) / activeMs : 0}),
+)

@@ -8,7 +8,7 @@
  *   node dist/bench/bare-producer.js <brokers> <topic> <events> <batch> <devices> <seed>
  */
 import {Kafka, logLevel, Partitioners} from 'kafkajs'
-import {EventGenerator} from '../src/generator.js'
+import {EventGenerator} from '../src/loadgen/generator.js'
 
 const [brokers, topic, events, batch, devices, seed] = process.argv.slice(2)
 const total = Number(events)

@@ -15,9 +15,9 @@ import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {createClient as createRedisClient} from 'redis'
 import type {DeviceEvent} from '../src/backends/backend.js'
 import {createBackend} from '../src/backends/registry.js'
-import {parseEvent} from '../src/event.js'
-import {EventGenerator} from '../src/generator.js'
-import {formatInt, renderTable} from '../src/output.js'
+import {parseEvent} from '../src/events/event.js'
+import {EventGenerator} from '../src/loadgen/generator.js'
+import {formatInt, renderTable} from '../src/cli/output.js'
 import {
   BenchError,
   createTopic,
@@ -103,7 +103,22 @@ interface KcatTimings {
 async function produceDataSet(topic: string): Promise<number> {
   progress(`producing ${formatInt(EVENTS)} events of ${formatInt(DEVICES)} devices to ${topic} (${PARTITIONS} partitions, --batch ${PRODUCE_BATCH})`)
   const {json} = await runIpcJson<{messagesSent: number; distinctDevices: number}>(
-    ['produce', '--topic', topic, '--num-devices', String(DEVICES), '--num-messages', String(EVENTS), '--pause-ms', '0', '--batch', String(PRODUCE_BATCH), '--seed', String(SEED), '--json'],
+    [
+      'produce',
+      '--topic',
+      topic,
+      '--num-devices',
+      String(DEVICES),
+      '--num-messages',
+      String(EVENTS),
+      '--pause-ms',
+      '0',
+      '--batch',
+      String(PRODUCE_BATCH),
+      '--seed',
+      String(SEED),
+      '--json',
+    ],
     {timeoutMs: 300_000},
   )
   if (json.messagesSent !== EVENTS) throw new BenchError(`ipc produce sent ${json.messagesSent} events, expected ${EVENTS}`)
@@ -148,13 +163,29 @@ function checkDeviceCount(what: string, backend: BackendName, counted: number | 
 async function consumeOnce(topic: string, backend: BackendName, distinctDevices: number, names: {key: string; database: string}): Promise<ConsumeRun> {
   const {json, child} = await runIpcJson<ConsumeJson>(
     [
-      'consume', '--topic', topic, '--backend', backend, '--group', uniqueName('ipc_bench_group'), '--from-beginning',
-      '--until-idle', '2s', '--json', '--report-interval', '1h', '--redis-key', names.key, '--clickhouse-database', names.database,
+      'consume',
+      '--topic',
+      topic,
+      '--backend',
+      backend,
+      '--group',
+      uniqueName('ipc_bench_group'),
+      '--from-beginning',
+      '--until-idle',
+      '2s',
+      '--json',
+      '--report-interval',
+      '1h',
+      '--redis-key',
+      names.key,
+      '--clickhouse-database',
+      names.database,
     ],
     {timeoutMs: CONSUME_TIMEOUT_MS, measureResources: true},
   )
   const {processed, invalid} = json.stats ?? {}
-  if (processed !== EVENTS || invalid !== 0) throw new BenchError(`ipc consume → ${backend} processed ${processed} events (${invalid} invalid), expected ${EVENTS} valid`)
+  if (processed !== EVENTS || invalid !== 0)
+    throw new BenchError(`ipc consume → ${backend} processed ${processed} events (${invalid} invalid), expected ${EVENTS} valid`)
   const counted = json.totalDevices
   checkDeviceCount(`ipc consume → ${backend}`, backend, counted, distinctDevices)
   if (!(json.steadyEventsPerSecond > 0)) throw new BenchError(`ipc consume → ${backend} reported no rate`)
@@ -176,7 +207,8 @@ async function bareConsumer(env: ServiceEnv, topic: string): Promise<{eventsPerS
   })
   if (child.code !== 0) throw new BenchError(`bare consumer exited with ${child.code}: ${child.stderr.slice(-1000)}`)
   const json = JSON.parse(child.stdout) as {messages: number; parsedFields: number; steadyEventsPerSecond: number}
-  if (json.messages !== EVENTS || json.parsedFields !== EVENTS) throw new BenchError(`bare consumer read ${json.messages} messages (${json.parsedFields} parsed), expected ${EVENTS}`)
+  if (json.messages !== EVENTS || json.parsedFields !== EVENTS)
+    throw new BenchError(`bare consumer read ${json.messages} messages (${json.parsedFields} parsed), expected ${EVENTS}`)
   return {eventsPerSecond: json.steadyEventsPerSecond, cpuMicrosPerEvent: child.cpuMs === undefined ? undefined : (child.cpuMs * 1000) / EVENTS}
 }
 
@@ -350,7 +382,9 @@ async function main(): Promise<void> {
           await waitForClickHouseMerges(env.CLICKHOUSE_URL)
           const result = await consumeOnce(topic, backend, distinctDevices, names)
           runs[backend].push(result)
-          progress(`  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`)
+          progress(
+            `  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`,
+          )
         }
         progress(`round ${round}/${ROUNDS}: bare kafkajs consumer`)
         await waitForClickHouseMerges(env.CLICKHOUSE_URL)
@@ -364,11 +398,15 @@ async function main(): Promise<void> {
           databases.push(names.database)
           withoutKafkaRuns[backend].push(await withoutKafka(env, backend, messages, distinctDevices, names))
         }
-        progress(`  redis ${formatInt(withoutKafkaRuns.redis.at(-1) as number)} events/s, clickhouse ${formatInt(withoutKafkaRuns.clickhouse.at(-1) as number)} events/s`)
+        progress(
+          `  redis ${formatInt(withoutKafkaRuns.redis.at(-1) as number)} events/s, clickhouse ${formatInt(withoutKafkaRuns.clickhouse.at(-1) as number)} events/s`,
+        )
         progress(`round ${round}/${ROUNDS}: naive references (up to ${NAIVE_MAX_MS / 1000} s each)`)
         const naive = {redis: await naiveRedis(env, `ipc:bench:${id}:naive`), clickhouse: await naiveClickHouse(env, `${id}_naive`)}
         for (const backend of BACKENDS) naiveRuns[backend].push(naive[backend])
-        progress(`  PFADD per event ${formatInt(naive.redis.eventsPerSecond)} events/s, INSERT per event ${formatInt(naive.clickhouse.eventsPerSecond)} events/s`)
+        progress(
+          `  PFADD per event ${formatInt(naive.redis.eventsPerSecond)} events/s, INSERT per event ${formatInt(naive.clickhouse.eventsPerSecond)} events/s`,
+        )
       }
     } finally {
       await deleteRedisKeys(env.REDIS_URL, keys)
@@ -386,7 +424,15 @@ async function main(): Promise<void> {
     ]
     for (const backend of BACKENDS) {
       const s = summary[backend]
-      rows.push([`ipc consume → ${backend}`, formatInt(s.eventsPerSecond), formatRatio(s.ratioToKcat), formatRatio(s.ratioToNaive), formatMicros(s.cpuMicrosPerEvent), formatMs(s.joinMs), formatMb(s.peakRssKb)])
+      rows.push([
+        `ipc consume → ${backend}`,
+        formatInt(s.eventsPerSecond),
+        formatRatio(s.ratioToKcat),
+        formatRatio(s.ratioToNaive),
+        formatMicros(s.cpuMicrosPerEvent),
+        formatMs(s.joinMs),
+        formatMb(s.peakRssKb),
+      ])
     }
     const withoutKafkaRates = {redis: median(withoutKafkaRuns.redis), clickhouse: median(withoutKafkaRuns.clickhouse)}
     for (const backend of BACKENDS) {
@@ -396,7 +442,15 @@ async function main(): Promise<void> {
     for (const backend of BACKENDS) {
       const s = summary[backend]
       const events = median(s.naiveRuns.map((run) => run.events))
-      rows.push([`naive: one ${backend === 'redis' ? 'PFADD' : 'INSERT'} per event (~${formatInt(events)} events)`, formatInt(s.naiveEventsPerSecond), formatRatio(s.naiveEventsPerSecond / kcatRate), '1.00×', '-', '-', '-'])
+      rows.push([
+        `naive: one ${backend === 'redis' ? 'PFADD' : 'INSERT'} per event (~${formatInt(events)} events)`,
+        formatInt(s.naiveEventsPerSecond),
+        formatRatio(s.naiveEventsPerSecond / kcatRate),
+        '1.00×',
+        '-',
+        '-',
+        '-',
+      ])
     }
     console.log(renderTable(['reader', 'events/s', 'vs kcat', 'vs naive', 'CPU µs/event', 'group join ms', 'peak RSS'], rows))
     console.log(
@@ -410,7 +464,11 @@ async function main(): Promise<void> {
       return [
         {name: `consume → ${backend} ≥ ${TARGET_RATIO_TO_KCAT}× kcat`, pass: s.ratioToKcat >= TARGET_RATIO_TO_KCAT, measured: formatRatio(s.ratioToKcat)},
         {name: `consume → ${backend} ≥ ${TARGET_RATIO_TO_NAIVE}× naive`, pass: s.ratioToNaive >= TARGET_RATIO_TO_NAIVE, measured: formatRatio(s.ratioToNaive)},
-        {name: `peak RSS consume → ${backend} ≤ ${TARGET_PEAK_RSS_MB[backend]} MB`, pass: s.peakRssKb / 1024 <= TARGET_PEAK_RSS_MB[backend], measured: formatMb(s.peakRssKb)},
+        {
+          name: `peak RSS consume → ${backend} ≤ ${TARGET_PEAK_RSS_MB[backend]} MB`,
+          pass: s.peakRssKb / 1024 <= TARGET_PEAK_RSS_MB[backend],
+          measured: formatMb(s.peakRssKb),
+        },
       ]
     })
     for (const target of targets) console.log(`${verdict(target.pass)}: ${target.name} (measured ${target.measured})`)

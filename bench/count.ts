@@ -14,7 +14,7 @@
 import {createClient as createClickHouseClient} from '@clickhouse/client'
 import type {CountBackend, DeviceEvent} from '../src/backends/backend.js'
 import {type BackendOptions, createBackend} from '../src/backends/registry.js'
-import {formatInt, renderTable} from '../src/output.js'
+import {formatInt, renderTable} from '../src/cli/output.js'
 import {
   BenchError,
   deleteRedisKeys,
@@ -110,13 +110,16 @@ async function redisLatency(env: ServiceEnv, key: string): Promise<Latency> {
     for (let start = 0; start < REDIS_EVENTS; start += 10_000) {
       const events: DeviceEvent[] = []
       for (let i = start; i < start + 10_000; i++) events.push({timestampMs: now - ((i * 7919) % SPAN_MS), deviceIp: deviceIp(i), errorCode: i % 10})
-      await (await backend.add(events)).durable
+      await (
+        await backend.add(events)
+      ).durable
     }
     await backend.flush()
     const loadMs = performance.now() - loadStarted
     progress(`redis: timing count()`)
     const result = await sampleCount('redis', backend, REDIS_EVENTS, 'redis', loadMs)
-    if (Math.abs(result.count - DISTINCT_DEVICES) > REDIS_COUNT_TOLERANCE * DISTINCT_DEVICES) throw new BenchError(`redis counted ${result.count} devices, expected about ${DISTINCT_DEVICES}`)
+    if (Math.abs(result.count - DISTINCT_DEVICES) > REDIS_COUNT_TOLERANCE * DISTINCT_DEVICES)
+      throw new BenchError(`redis counted ${result.count} devices, expected about ${DISTINCT_DEVICES}`)
     return result
   } finally {
     await backend.close()
@@ -147,7 +150,9 @@ async function clickhouseLatency(env: ServiceEnv, database: string, events: numb
   try {
     await backend.connect()
     const table = `${database}.events`
-    const columns = await (await client.query({query: `DESCRIBE TABLE ${table}`, format: 'JSONEachRow'})).json<{name: string; type: string; default_type: string}>()
+    const columns = await (
+      await client.query({query: `DESCRIBE TABLE ${table}`, format: 'JSONEachRow'})
+    ).json<{name: string; type: string; default_type: string}>()
     const insertable = columns.filter((column) => column.default_type === '')
     const nowMs = Date.now()
     const select = insertable.map((column) => columnExpression(column.name, column.type, nowMs)).join(', ')
@@ -167,7 +172,8 @@ async function clickhouseLatency(env: ServiceEnv, database: string, events: numb
 
 async function main(): Promise<void> {
   for (const size of CLICKHOUSE_SIZES) {
-    if (!Number.isInteger(size) || size < DISTINCT_DEVICES) throw new BenchError(`BENCH_COUNT_SIZES: each size must be an integer of at least ${DISTINCT_DEVICES}, got ${size}`)
+    if (!Number.isInteger(size) || size < DISTINCT_DEVICES)
+      throw new BenchError(`BENCH_COUNT_SIZES: each size must be an integer of at least ${DISTINCT_DEVICES}, got ${size}`)
   }
   await withServices(async (env) => {
     const id = uniqueName('ipc_bench_count')
@@ -193,7 +199,9 @@ async function main(): Promise<void> {
         results.map((r) => [r.name, formatInt(r.events), formatMs(r.p50Ms), formatMs(r.p99Ms), formatMs(r.maxMs), formatInt(r.samples), formatInt(r.count)]),
       ),
     )
-    console.log(`sequential calls after ${WARMUP_CALLS.redis} (redis) / ${WARMUP_CALLS.clickhouse} (clickhouse) warm-up calls; clickhouse measured right after the insert, with background merges running`)
+    console.log(
+      `sequential calls after ${WARMUP_CALLS.redis} (redis) / ${WARMUP_CALLS.clickhouse} (clickhouse) warm-up calls; clickhouse measured right after the insert, with background merges running`,
+    )
 
     const [redis, ...clickhouse] = results
     const smallest = clickhouse[0]

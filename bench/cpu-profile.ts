@@ -83,7 +83,9 @@ for (let i = first; i <= last; i++) {
 }
 
 const line = (us: number, name: string) => `${(us / 1000).toFixed(0).padStart(8)} ms ${((us * 100) / totalUs).toFixed(1).padStart(5)}%  ${name}`
-console.log(`${windowName ? `window of ${windowName}` : 'whole profile'}: ${(totalUs / 1e6).toFixed(2)} s sampled, ${((idleUs * 100) / totalUs).toFixed(1)}% idle`)
+console.log(
+  `${windowName ? `window of ${windowName}` : 'whole profile'}: ${(totalUs / 1e6).toFixed(2)} s sampled, ${((idleUs * 100) / totalUs).toFixed(1)}% idle`,
+)
 console.log('self time:')
 for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(line(us, name))
 if (included.length > 0) {

@@ -7,8 +7,8 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {cpus, loadavg} from 'node:os'
 import {dirname, join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {formatInt, renderTable} from '../src/output.js'
-import {formatIsoMillis, isTimestampFailure, parseTimestamp, tryParseTimestamp} from '../src/timestamp.js'
+import {formatInt, renderTable} from '../src/cli/output.js'
+import {formatIsoMillis, isTimestampFailure, parseTimestamp, tryParseTimestamp} from '../src/events/timestamp.js'
 
 const TARGET_PER_SECOND = 3_000_000
 const CORPUS_SIZE = Number(process.env.BENCH_PARSE_TS_VALUES ?? 1_000_000)
@@ -40,27 +40,61 @@ function buildCorpus(size: number): Array<string | number> {
     const ms = from + Math.floor(random() * span)
     const iso = formatIsoMillis(ms) // YYYY-MM-DDTHH:mm:ss.sssZ
     const base = iso.slice(0, 19)
-    const fraction = String(pick(1_000_000_000)).padStart(9, '0').slice(0, 1 + pick(9))
+    const fraction = String(pick(1_000_000_000))
+      .padStart(9, '0')
+      .slice(0, 1 + pick(9))
     const offset = `${random() < 0.5 ? '+' : '-'}${pad2(pick(15))}:${pad2(pick(4) * 15)}`
     const seconds = Math.floor(ms / 1000)
     const micros = `${ms}${String(pick(1000)).padStart(3, '0')}`
     switch (i % 16) {
-      case 0: corpus.push(iso); break
-      case 1: corpus.push(`${base}.${fraction}${offset}`); break
-      case 2: corpus.push(`${base}${offset.replace(':', '')}`); break
-      case 3: corpus.push(`${base}.${fraction}`); break
-      case 4: corpus.push(`${base.replace('T', ' ')}`); break
-      case 5: corpus.push(`'${iso}'`); break
-      case 6: corpus.push(`${base.slice(0, 16)}Z`); break
-      case 7: corpus.push(` "${base.toLowerCase()}z" `); break
-      case 8: corpus.push(seconds); break
-      case 9: corpus.push(ms / 1000); break
-      case 10: corpus.push(ms); break
-      case 11: corpus.push(String(ms)); break
-      case 12: corpus.push(`'${seconds}.${fraction}'`); break
-      case 13: corpus.push(micros); break
-      case 14: corpus.push(`${micros}${String(pick(1000)).padStart(3, '0')}`); break
-      default: corpus.push(Number(micros)); break
+      case 0:
+        corpus.push(iso)
+        break
+      case 1:
+        corpus.push(`${base}.${fraction}${offset}`)
+        break
+      case 2:
+        corpus.push(`${base}${offset.replace(':', '')}`)
+        break
+      case 3:
+        corpus.push(`${base}.${fraction}`)
+        break
+      case 4:
+        corpus.push(`${base.replace('T', ' ')}`)
+        break
+      case 5:
+        corpus.push(`'${iso}'`)
+        break
+      case 6:
+        corpus.push(`${base.slice(0, 16)}Z`)
+        break
+      case 7:
+        corpus.push(` "${base.toLowerCase()}z" `)
+        break
+      case 8:
+        corpus.push(seconds)
+        break
+      case 9:
+        corpus.push(ms / 1000)
+        break
+      case 10:
+        corpus.push(ms)
+        break
+      case 11:
+        corpus.push(String(ms))
+        break
+      case 12:
+        corpus.push(`'${seconds}.${fraction}'`)
+        break
+      case 13:
+        corpus.push(micros)
+        break
+      case 14:
+        corpus.push(`${micros}${String(pick(1000)).padStart(3, '0')}`)
+        break
+      default:
+        corpus.push(Number(micros))
+        break
     }
   }
   // Through JSON, as the consumer gets them: flat strings, not the slices and concatenations built above.
@@ -160,13 +194,17 @@ console.log(
 )
 console.log(`corpus: ${formatInt(corpus.length)} values of 16 shapes; best of ${ROUNDS} interleaved rounds after a warm-up`)
 console.log(`parseTimestamp / baseline: ${(strict.valuesPerSecond / baseline.valuesPerSecond).toFixed(2)}x`)
-console.log(`baseline gives the same result for ${((baselineAgrees / corpus.length) * 100).toFixed(1)}% of the corpus (it ignores the epoch unit rule, quotes and reads no-zone times as local time)`)
+console.log(
+  `baseline gives the same result for ${((baselineAgrees / corpus.length) * 100).toFixed(1)}% of the corpus (it ignores the epoch unit rule, quotes and reads no-zone times as local time)`,
+)
 const loadAverage = loadavg()[0]
 if (loadAverage > cpus().length) {
   console.log(`note: load average ${loadAverage.toFixed(1)} on ${cpus().length} cores: other processes competed for the CPU during this run (see values/CPU-s)`)
 }
 const pass = strict.valuesPerSecond >= TARGET_PER_SECOND && hotPath.valuesPerSecond >= TARGET_PER_SECOND
-console.log(`${pass ? 'PASS' : 'MISS'}: target ${formatInt(TARGET_PER_SECOND)} values/s; parseTimestamp ${formatInt(strict.valuesPerSecond)}, tryParseTimestamp ${formatInt(hotPath.valuesPerSecond)}`)
+console.log(
+  `${pass ? 'PASS' : 'MISS'}: target ${formatInt(TARGET_PER_SECOND)} values/s; parseTimestamp ${formatInt(strict.valuesPerSecond)}, tryParseTimestamp ${formatInt(hotPath.valuesPerSecond)}`,
+)
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results')
 mkdirSync(resultsDir, {recursive: true})

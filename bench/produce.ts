@@ -12,8 +12,8 @@
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {EventGenerator} from '../src/generator.js'
-import {formatInt, renderTable} from '../src/output.js'
+import {EventGenerator} from '../src/loadgen/generator.js'
+import {formatInt, renderTable} from '../src/cli/output.js'
 import {
   BenchError,
   createTopic,
@@ -77,7 +77,10 @@ function writeKcatInput(file: string, count: number): void {
 }
 
 async function kcatProduce(env: ServiceEnv, topic: string, file: string): Promise<number> {
-  const result = await runChild('kcat', ['-P', '-b', env.KAFKA_BROKERS, '-t', topic, '-K', '\t', '-X', 'acks=all'], {timeoutMs: RUN_TIMEOUT_MS, stdinFile: file})
+  const result = await runChild('kcat', ['-P', '-b', env.KAFKA_BROKERS, '-t', topic, '-K', '\t', '-X', 'acks=all'], {
+    timeoutMs: RUN_TIMEOUT_MS,
+    stdinFile: file,
+  })
   if (result.code !== 0) throw new BenchError(`kcat -P exited with ${result.code}: ${result.stderr.slice(-500)}`)
   return result.wallMs
 }
@@ -90,7 +93,22 @@ async function produceOnce(env: ServiceEnv, producer: ProducerName, topic: strin
   switch (producer) {
     case 'ipc': {
       const {json, child} = await runIpcJson<{messagesSent: number; messagesPerSecond: number}>(
-        ['produce', '--topic', topic, '--num-devices', String(DEVICES), '--num-messages', String(EVENTS), '--pause-ms', '0', '--batch', String(BATCH), '--seed', String(SEED), '--json'],
+        [
+          'produce',
+          '--topic',
+          topic,
+          '--num-devices',
+          String(DEVICES),
+          '--num-messages',
+          String(EVENTS),
+          '--pause-ms',
+          '0',
+          '--batch',
+          String(BATCH),
+          '--seed',
+          String(SEED),
+          '--json',
+        ],
         {timeoutMs: RUN_TIMEOUT_MS, measureResources: true},
       )
       return {eventsPerSecond: json.messagesPerSecond, wallMs: child.wallMs, cpuMicrosPerEvent: cpuPerEvent(child.cpuMs)}
@@ -161,7 +179,9 @@ async function main(): Promise<void> {
       const pairedRatios = runs.ipc.map((run, index) => run.eventsPerSecond / runs.bare[index].eventsPerSecond)
       const ratio = median(pairedRatios)
       const pass = ratio >= TARGET_RATIO_TO_BARE
-      console.log(`${verdict(pass)}: ipc produce ≥ ${TARGET_RATIO_TO_BARE}× the bare kafkajs loop (measured ${formatRatio(ratio)}, median of the rounds' ratios ${pairedRatios.map((r) => r.toFixed(2)).join(', ')})`)
+      console.log(
+        `${verdict(pass)}: ipc produce ≥ ${TARGET_RATIO_TO_BARE}× the bare kafkajs loop (measured ${formatRatio(ratio)}, median of the rounds' ratios ${pairedRatios.map((r) => r.toFixed(2)).join(', ')})`,
+      )
       writeResults('produce', {
         events: EVENTS,
         batch: BATCH,
@@ -169,7 +189,12 @@ async function main(): Promise<void> {
         partitions: PARTITIONS,
         rounds: ROUNDS,
         statistic: 'median over rounds',
-        producers: Object.fromEntries(PRODUCERS.map((producer) => [producer, {label: LABELS[producer], eventsPerSecond: rate(producer), ratioToBare: rate(producer) / bare, runs: runs[producer]}])),
+        producers: Object.fromEntries(
+          PRODUCERS.map((producer) => [
+            producer,
+            {label: LABELS[producer], eventsPerSecond: rate(producer), ratioToBare: rate(producer) / bare, runs: runs[producer]},
+          ]),
+        ),
         targets: [{name: `ipc produce ≥ ${TARGET_RATIO_TO_BARE}× bare kafkajs`, pass, measured: ratio, pairedRatios}],
       })
     })

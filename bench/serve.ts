@@ -17,7 +17,7 @@ import os from 'node:os'
 import {dirname} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createClient} from 'redis'
-import {formatInt, renderTable} from '../src/output.js'
+import {formatInt, renderTable} from '../src/cli/output.js'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS_FILE = `${REPO_ROOT}bench/results/serve.json`
@@ -285,7 +285,10 @@ async function main(): Promise<void> {
   const servers: ChildProcess[] = []
   try {
     await client.connect()
-    await client.pfAdd(key, Array.from({length: 592}, (_, i) => `10.0.${i >> 8}.${i & 255}`))
+    await client.pfAdd(
+      key,
+      Array.from({length: 592}, (_, i) => `10.0.${i >> 8}.${i & 255}`),
+    )
     const expectedBody = JSON.stringify({unique_device_ip_count: await client.pfCount(key)})
     const serve = ['bin/run.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--backend', 'redis', '--redis-url', redis.url, '--redis-key', key]
     const scenarios: Scenario[] = [
@@ -304,7 +307,8 @@ async function main(): Promise<void> {
       const probe = await RawConnection.open(port, '/unique_ip_count')
       const answer = await probe.get().finally(() => probe.close())
       const body = answer.body.toString('utf8').trim()
-      if (scenario.command[0] === 'bin/run.js' && body !== expectedBody) throw new Error(`${scenario.name} answered ${answer.status} ${body}, expected ${expectedBody}`)
+      if (scenario.command[0] === 'bin/run.js' && body !== expectedBody)
+        throw new Error(`${scenario.name} answered ${answer.status} ${body}, expected ${expectedBody}`)
       await load(port, Math.min(WARMUP_REQUESTS, total), concurrency)
     }
 

@@ -10,7 +10,8 @@ import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {createClient as createRedisClient} from 'redis'
-import {createKafka, createTopic as createKafkaTopic} from '../src/kafka.js'
+import {createKafka} from '../src/kafka/client.js'
+import {createTopic as createKafkaTopic} from '../src/kafka/topics.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results')

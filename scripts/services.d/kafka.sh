@@ -255,9 +255,10 @@ cmd_topic() {
     read -r KAFKA_PORT _ <"$STATE_DIR/kafka.ports"
     brokers=127.0.0.1:$KAFKA_PORT
   fi
-  [ -f "$REPO_DIR/dist/src/kafka.js" ] || (cd "$REPO_DIR" && npm run --silent build)
+  [ -f "$REPO_DIR/dist/src/kafka/topics.js" ] || (cd "$REPO_DIR" && npm run --silent build)
   (cd "$REPO_DIR" && node --input-type=module -e '
-import {createKafka, createTopic} from "./dist/src/kafka.js"
+import {createKafka} from "./dist/src/kafka/client.js"
+import {createTopic} from "./dist/src/kafka/topics.js"
 const [topic, partitions, brokers] = process.argv.slice(1)
 try {
   await createTopic(createKafka({brokers: brokers.split(","), logLevel: "nothing"}), {topic, partitions: Number(partitions)})

@@ -1,4 +1,5 @@
-import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../count-query.js'
+import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../query/count-query.js'
+import {sleep} from '../util/async.js'
 
 /** One valid, normalised network event, as every backend receives it. */
 export interface DeviceEvent {
@@ -155,35 +156,4 @@ export async function retryWithBackoff<T>(
       await sleep(delay, signal)
     }
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    signal?.addEventListener('abort', onAbort, {once: true})
-  })
-}
-
-/** A one-line reason for an error from a client library, never empty (AggregateError, bare codes). */
-export function errorReason(error: unknown): string {
-  if (error instanceof AggregateError && !error.message) {
-    const reasons = [...new Set(error.errors.map((inner) => errorReason(inner)))]
-    if (reasons.length > 0) return reasons.join('; ')
-  }
-  if (error instanceof Error) {
-    const code = (error as {code?: unknown}).code
-    const message = error.message.split('\n')[0].trim()
-    if (message) return message
-    if (typeof code === 'string') return code
-    return error.name
-  }
-  return String(error)
 }

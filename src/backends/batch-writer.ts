@@ -203,4 +203,3 @@ export class BatchWriter<T, B extends WriteBatch<T>> {
     if (this.closed) throw this.options.closedError()
   }
 }
-

@@ -10,7 +10,7 @@ import {
   seriesBuckets,
   type SeriesPoint,
   validateQuery,
-} from '../count-query.js'
+} from '../query/count-query.js'
 import type {AddReceipt, DeviceEvent, RangeCountBackend} from './backend.js'
 
 const DURABLE: AddReceipt = {durable: Promise.resolve()}
@@ -75,8 +75,7 @@ export class MemoryBackend implements RangeCountBackend {
   private devicesIn(query: CountQuery): Set<string> {
     const found = new Set<string>()
     for (const [hour, devices] of this.hoursIn(query)) {
-      const whole =
-        (query.sinceMs === undefined || query.sinceMs <= hour) && (query.untilMs === undefined || hour + HOUR_MS <= query.untilMs)
+      const whole = (query.sinceMs === undefined || query.sinceMs <= hour) && (query.untilMs === undefined || hour + HOUR_MS <= query.untilMs)
       for (const [device, codes] of devices) {
         if (found.has(device)) continue
         for (const [code, times] of codes) {

@@ -1,14 +1,17 @@
-import {Command, Errors, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
+import {IpcCommand} from '../cli/base-command.js'
 import {BackendError, type CountBackend} from '../backends/backend.js'
-import {backendOptionsFromFlags, backendScalingFlags, backendWriteFlags, createBackend} from '../backends/registry.js'
-import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../consume.js'
-import {formatDuration} from '../duration.js'
-import {errorLine, EXIT_FORCED, EXIT_USAGE, exitCodeFor} from '../exit-codes.js'
-import {backendFlags, durationFlag, kafkaFlags} from '../flags.js'
-import {createKafka, explainKafkaFailure, type Kafka, parseBrokers} from '../kafka.js'
-import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../output.js'
+import {createBackend} from '../backends/registry.js'
+import {backendOptionsFromFlags, backendScalingFlags, backendWriteFlags} from '../cli/backend-flags.js'
+import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../pipeline/consume-pipeline.js'
+import {formatDuration} from '../util/duration.js'
+import {EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
+import {errorLine} from '../util/errors.js'
+import {backendFlags, durationFlag, kafkaFlags} from '../cli/flags.js'
+import {createKafka, explainKafkaFailure, type Kafka, parseBrokers} from '../kafka/client.js'
+import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
 
-export default class Consume extends Command {
+export default class Consume extends IpcCommand {
   static override summary = 'Consume device events from Kafka and count unique device IPs.'
   static override description = `Joins consumer group --group (several processes with one group share the topic's partitions), validates every event, parses its timestamp, and adds valid events to the backend. A partition's offset is committed only after the backend has durably taken every event up to it (after the write holding it succeeded: redis acknowledged the PFADDs, clickhouse the batch insert), so a crash loses nothing: uncommitted events are read again, and counting a device twice does not change a distinct count.
 
@@ -34,9 +37,13 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     ...backendScalingFlags,
     ...backendWriteFlags,
     group: Flags.string({description: 'Consumer group id.', env: 'IPC_GROUP', default: 'ipc'}),
-    'from-beginning': Flags.boolean({description: 'Start from the earliest offset when the group has no committed offset (default: only new events).', default: false}),
+    'from-beginning': Flags.boolean({
+      description: 'Start from the earliest offset when the group has no committed offset (default: only new events).',
+      default: false,
+    }),
     'batch-size': Flags.integer({
-      description: 'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what arrived while the previous one was in flight, up to this many. Either way fetching pauses while two batches wait in memory.',
+      description:
+        'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what arrived while the previous one was in flight, up to this many. Either way fetching pauses while two batches wait in memory.',
       default: 10_000,
       min: 1,
     }),
@@ -44,13 +51,26 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     'report-interval': durationFlag({description: 'How often to print "Total devices: N".', default: 30_000}),
     'until-idle': durationFlag({description: 'Stop cleanly when no event has arrived for this long (one-shot runs).'}),
     'max-messages': Flags.integer({description: 'Stop cleanly after processing this many messages.', min: 1}),
-    'dlq-topic': Flags.string({description: 'Produce invalid messages to this topic (original key, value and headers plus ipc.error.* headers).', env: 'IPC_DLQ_TOPIC'}),
-    'session-timeout': durationFlag({description: 'Consumer group session timeout: how long a crashed member holds its partitions.', env: 'KAFKA_SESSION_TIMEOUT', default: 30_000}),
+    'dlq-topic': Flags.string({
+      description: 'Produce invalid messages to this topic (original key, value and headers plus ipc.error.* headers).',
+      env: 'IPC_DLQ_TOPIC',
+    }),
+    'session-timeout': durationFlag({
+      description: 'Consumer group session timeout: how long a crashed member holds its partitions.',
+      env: 'KAFKA_SESSION_TIMEOUT',
+      default: 30_000,
+    }),
     'max-retry-time': durationFlag({
-      description: 'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every write for this long. Default: retry until it is back.',
+      description:
+        'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every write for this long. Default: retry until it is back.',
       env: 'IPC_MAX_RETRY_TIME',
     }),
-    'kafka-log-level': Flags.string({description: 'Kafka client log level.', options: ['nothing', 'error', 'warn', 'info', 'debug'], default: 'error', env: 'KAFKA_LOG_LEVEL'}),
+    'kafka-log-level': Flags.string({
+      description: 'Kafka client log level.',
+      options: ['nothing', 'error', 'warn', 'info', 'debug'],
+      default: 'error',
+      env: 'KAFKA_LOG_LEVEL',
+    }),
   }
 
   async run(): Promise<ConsumeSummary> {
@@ -60,6 +80,8 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       progress.clear()
       writeStderr(line)
     }
+    // Set once the pipeline exists; backend errors before that are only logged.
+    // eslint-disable-next-line prefer-const -- read by the backend's onError closure before it is set
     let pipeline: ConsumePipeline | undefined
     let backend: CountBackend
     let kafka: Kafka
@@ -76,8 +98,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       brokers = parseBrokers(flags.brokers)
       kafka = createKafka({brokers, clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn})
     } catch (error) {
-      writeStderr(`ipc consume: ${errorLine(error)}`)
-      this.exit(EXIT_USAGE)
+      this.failWith(error, {exitCode: EXIT_USAGE})
     }
     pipeline = new ConsumePipeline({
       kafka,
@@ -120,9 +141,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       const maxRetryTime = flags['max-retry-time']
       // Failed attempts were reported before the backend error that ended the run: it gave up retrying.
       const gaveUp = maxRetryTime !== undefined && running.stats.backendErrors > 0 && error instanceof Error && error.cause instanceof BackendError
-      const reported = explainKafkaFailure(kafka, brokers, error)
-      writeStderr(`ipc consume: ${gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''}${errorLine(reported)}`)
-      this.exit(exitCodeFor(reported))
+      this.failWith(explainKafkaFailure(kafka, brokers, error), {prefix: gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''})
     } finally {
       clearInterval(progressTimer)
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
@@ -132,12 +151,6 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     this.printSummary(summary)
     exitSoonIfHeldOpen(warn)
     return summary
-  }
-
-  /** Exit errors pass straight through; with --json oclif would print them as JSON and exit 1. */
-  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error
-    return super.catch(error)
   }
 
   private printSummary(summary: ConsumeSummary): void {

@@ -1,6 +1,8 @@
-import {Command, Errors, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
+import {IpcCommand} from '../cli/base-command.js'
 import {BackendError, type CountBackend, supportsRangeCounts} from '../backends/backend.js'
-import {backendOptionsFromFlags, backendScalingFlags, createBackend} from '../backends/registry.js'
+import {createBackend} from '../backends/registry.js'
+import {backendOptionsFromFlags, backendScalingFlags} from '../cli/backend-flags.js'
 import {
   BUCKET_SIZES,
   type BucketSize,
@@ -13,12 +15,13 @@ import {
   type ParsedCountQuery,
   queryJson,
   type SeriesPoint,
-} from '../count-query.js'
-import {formatDuration} from '../duration.js'
-import {backendFlags, durationFlag} from '../flags.js'
-import {IdentifierError} from '../identifiers.js'
-import {formatInt, isInteractive, renderTable} from '../output.js'
-import {formatIsoMillis} from '../timestamp.js'
+} from '../query/count-query.js'
+import {formatDuration} from '../util/duration.js'
+import {backendFlags, durationFlag} from '../cli/flags.js'
+import {IdentifierError} from '../backends/identifiers.js'
+import {formatInt, isInteractive, renderTable} from '../cli/output.js'
+import {formatIsoMillis} from '../events/timestamp.js'
+import {withTimeout} from '../util/async.js'
 
 /** Exit codes of `ipc count` (also in its help). */
 export const EXIT_USAGE = 2
@@ -58,7 +61,7 @@ interface Counted {
   series?: SeriesPoint[]
 }
 
-export default class Count extends Command {
+export default class Count extends IpcCommand {
   static override summary = 'Print the number of unique device IPs stored in a backend, all-time or for a time range and error codes.'
 
   static override description = `Prints only the number and a newline, so scripts can read it; --json prints {"unique_device_ip_count", "backend", "exact"} instead.
@@ -122,7 +125,7 @@ Exit codes:
 
     let counted: Counted
     try {
-      counted = await withinDeadline(readCount(backend, parsed), flags.timeout, () => {
+      counted = await withTimeout(readCount(backend, parsed), flags.timeout, () => {
         return new CountFailure(`no answer from ${backend.name} at ${backend.location} within ${formatDuration(flags.timeout)}`, EXIT_BACKEND)
       })
     } catch (error) {
@@ -150,11 +153,6 @@ Exit codes:
   }
 
   /** Exit errors pass straight through; oclif would otherwise print them as JSON with --json. */
-  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error
-    return super.catch(error)
-  }
-
   private printSeries(query: CountQuery, by: BucketSize, total: number, series: readonly SeriesPoint[]): void {
     if (!isInteractive()) {
       for (const point of series) this.log(`${formatIsoMillis(point.startMs)} ${point.count}`)
@@ -193,16 +191,4 @@ async function readCount(backend: CountBackend, parsed: ParsedCountQuery | undef
   }
   await backend.close()
   return counted
-}
-
-async function withinDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms)
-  })
-  try {
-    return await Promise.race([work, deadline])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -1,8 +1,8 @@
 import {Args, Command} from '@oclif/core'
 import {createInterface} from 'node:readline'
-import {EXIT_FAILURE, EXIT_USAGE} from '../exit-codes.js'
-import {isInteractive, renderTable} from '../output.js'
-import {isTimestampFailure, tryParseTimestamp, type TimestampFormat} from '../timestamp.js'
+import {EXIT_FAILURE, EXIT_USAGE} from '../cli/exit-codes.js'
+import {isInteractive, renderTable} from '../cli/output.js'
+import {isTimestampFailure, tryParseTimestamp, type TimestampFormat} from '../events/timestamp.js'
 
 export type ParseTsResult = {input: string; output: string; format: TimestampFormat} | {input: string; error: string}
 
@@ -30,7 +30,10 @@ Values come from the arguments, or one per line from stdin when there are none (
       description: 'Several values: epoch seconds, a decimal, ISO with and without a zone.',
       command: '<%= config.bin %> <%= command.id %> 1726667942 1726668850.124 2021-12-03T16:15:30.235+02:00 "2021-12-03 16:15:30"',
     },
-    {description: 'One value per line from stdin; failures go to stderr, results stay line-aligned.', command: 'cut -f1 events.tsv | <%= config.bin %> <%= command.id %> > parsed.txt'},
+    {
+      description: 'One value per line from stdin; failures go to stderr, results stay line-aligned.',
+      command: 'cut -f1 events.tsv | <%= config.bin %> <%= command.id %> > parsed.txt',
+    },
     {description: 'JSON for scripts.', command: '<%= config.bin %> <%= command.id %> 2021-02-30T00:00:00 1726668850124 --json'},
     {description: 'A negative epoch: one day before 1970.', command: '<%= config.bin %> <%= command.id %> -86400'},
   ]

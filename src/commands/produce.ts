@@ -1,13 +1,14 @@
-import {Command, Errors, Flags} from '@oclif/core'
-import {errorLine, EXIT_FORCED, exitCodeFor} from '../exit-codes.js'
-import {MAX_DEVICES} from '../generator.js'
-import {kafkaFlags} from '../flags.js'
-import {createKafka, explainKafkaFailure, type Kafka, KafkaUnreachableError, parseBrokers} from '../kafka.js'
-import {formatDuration} from '../duration.js'
-import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../output.js'
-import {produceEvents, type ProduceSummary} from '../produce.js'
+import {Flags} from '@oclif/core'
+import {IpcCommand} from '../cli/base-command.js'
+import {EXIT_FORCED} from '../cli/exit-codes.js'
+import {MAX_DEVICES} from '../loadgen/generator.js'
+import {kafkaFlags} from '../cli/flags.js'
+import {createKafka, explainKafkaFailure, type Kafka, KafkaUnreachableError, parseBrokers} from '../kafka/client.js'
+import {formatDuration} from '../util/duration.js'
+import {formatInt, isInteractive, ProgressLine, renderSummary} from '../cli/output.js'
+import {produceEvents, type ProduceSummary} from '../loadgen/produce-events.js'
 
-export default class Produce extends Command {
+export default class Produce extends IpcCommand {
   static override summary = 'Send simulated device events to a Kafka topic (load generator).'
   static override description = `Simulates --num-devices devices (IPv4 addresses in 10.0.0.0/8) sending --num-messages events, each from a device picked at random, with timestamps in the shapes real devices send (ISO 8601 with and without zone or fraction, epoch seconds and milliseconds, as strings and numbers). The message key is the device IP, so one device's events stay in one partition.
 
@@ -28,13 +29,12 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
     'pause-ms': Flags.integer({description: 'Pause after each send request, in milliseconds.', default: 100, min: 0}),
     batch: Flags.integer({description: 'Events per send request (raise with --pause-ms 0 for throughput).', default: 1, min: 1, max: 100_000}),
     seed: Flags.integer({description: 'Seed for reproducible runs. Default: random (printed in the summary).'}),
-    'kafka-log-level': Flags.string({description: 'Kafka client log level.', options: ['nothing', 'error', 'warn', 'info', 'debug'], default: 'error', env: 'KAFKA_LOG_LEVEL'}),
-  }
-
-  // Under --json oclif would turn every exit code into 1 and print the exit as JSON; keep ours.
-  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
-    if (error instanceof Errors.ExitError) throw error
-    return super.catch(error)
+    'kafka-log-level': Flags.string({
+      description: 'Kafka client log level.',
+      options: ['nothing', 'error', 'warn', 'info', 'debug'],
+      default: 'error',
+      env: 'KAFKA_LOG_LEVEL',
+    }),
   }
 
   async run(): Promise<ProduceSummary> {
@@ -62,13 +62,15 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
         batchSize: flags.batch,
         seed,
         shouldStop: () => interrupted,
-        onProgress: (sent) => progress.update(`producing ${formatInt(sent)}/${formatInt(flags['num-messages'])} (${Math.floor((sent * 100) / Math.max(1, flags['num-messages']))}%)`),
+        onProgress: (sent) =>
+          progress.update(
+            `producing ${formatInt(sent)}/${formatInt(flags['num-messages'])} (${Math.floor((sent * 100) / Math.max(1, flags['num-messages']))}%)`,
+          ),
       })
     } catch (error) {
       progress.clear()
       const reported = explainKafkaFailure(kafka, brokers, error)
-      writeStderr(`ipc produce: ${errorLine(reported)}${reported instanceof KafkaUnreachableError ? '' : ` (brokers ${flags.brokers})`}`)
-      this.exit(exitCodeFor(reported))
+      this.failWith(reported, {suffix: reported instanceof KafkaUnreachableError ? '' : ` (brokers ${flags.brokers})`})
     } finally {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
     }

@@ -1,6 +1,7 @@
 import {Command, Flags} from '@oclif/core'
-import {backendOptionsFromFlags, backendScalingFlags, createBackend} from '../backends/registry.js'
-import {backendFlags, durationFlag} from '../flags.js'
+import {createBackend} from '../backends/registry.js'
+import {backendOptionsFromFlags, backendScalingFlags} from '../cli/backend-flags.js'
+import {backendFlags, durationFlag} from '../cli/flags.js'
 import {
   createCountServer,
   DEFAULT_BACKEND_TIMEOUT_MS,
@@ -9,7 +10,7 @@ import {
   DEFAULT_PORT,
   ListenError,
   MAX_ERROR_CACHE_MS,
-} from '../serve.js'
+} from '../http/count-server.js'
 
 /** Passwords given on the command line, in every spelling an error message might repeat them. */
 function secretsOf(flags: {'redis-url': string; 'clickhouse-url': string; 'clickhouse-password': string}): string[] {
@@ -56,7 +57,11 @@ The server starts even when the backend is down, answers 503 with a JSON error u
       default: DEFAULT_BACKEND_TIMEOUT_MS,
       defaultHelp: async () => '2s',
     }),
-    'cache-ms': Flags.integer({description: 'Milliseconds a count is reused before the backend is asked again; 0 asks for every request.', default: DEFAULT_CACHE_MS, min: 0}),
+    'cache-ms': Flags.integer({
+      description: 'Milliseconds a count is reused before the backend is asked again; 0 asks for every request.',
+      default: DEFAULT_CACHE_MS,
+      min: 0,
+    }),
     'access-log': Flags.boolean({description: 'Write one JSON line per request to stdout.', default: false}),
   }
 

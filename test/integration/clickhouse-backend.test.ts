@@ -1,20 +1,12 @@
 import {type ClickHouseClient, createClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
-import {
-  ClickHouseBackend,
-  createTableSql,
-  escapeTsv,
-  formatDateTime64,
-  supportsDateTime64,
-  toTsvRow,
-} from '../../src/backends/clickhouse.js'
+import {ClickHouseBackend, createTableSql, escapeTsv, formatDateTime64, supportsDateTime64, toTsvRow} from '../../src/backends/clickhouse/clickhouse-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
-import {IdentifierError} from '../../src/identifiers.js'
+import {IdentifierError} from '../../src/backends/identifiers.js'
 import {waitFor} from '../support/cli.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
-
 
 const DEC_3_2021_161530_123 = Date.UTC(2021, 11, 3, 16, 15, 30, 123)
 
@@ -223,14 +215,18 @@ describe('ClickHouseBackend (real ClickHouse)', () => {
     for (const operation of [() => clickhouse.connect(), () => clickhouse.count()]) {
       const failure = await operation().catch((error: unknown) => error)
       expect(failure).to.be.instanceOf(BackendError)
-      expect((failure as BackendError).message).to.include(`http://127.0.0.1:${port}`).and.not.include('secret')
+      expect((failure as BackendError).message)
+        .to.include(`http://127.0.0.1:${port}`)
+        .and.not.include('secret')
     }
   })
 
   it('refuses a table that exists with other columns', async () => {
     await admin.command({query: `CREATE DATABASE \`${database}\``})
     await admin.command({query: `CREATE TABLE \`${database}\`.\`events\` (ip String) ENGINE = MergeTree ORDER BY ip`})
-    const failure = await backend().connect().catch((error: unknown) => error)
+    const failure = await backend()
+      .connect()
+      .catch((error: unknown) => error)
     expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('other columns')
   })
 
@@ -271,7 +267,9 @@ describe('ClickHouseBackend (real ClickHouse)', () => {
       await first.durable
       await second.durable
       await clickhouse.flush()
-      await (await third).durable
+      await (
+        await third
+      ).durable
       expect(await clickhouse.count()).to.equal(45)
     })
 

@@ -1,14 +1,13 @@
 import {type ClickHouseClient, createClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {BackendError} from '../../src/backends/backend.js'
-import {ClickHouseBackend, countUniqueSql, createSchemaSql, schemaTables} from '../../src/backends/clickhouse.js'
+import {ClickHouseBackend, countUniqueSql, createSchemaSql, schemaTables} from '../../src/backends/clickhouse/clickhouse-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
-import {HOUR_MS} from '../../src/count-query.js'
-import {IdentifierError} from '../../src/identifiers.js'
+import {HOUR_MS} from '../../src/query/count-query.js'
+import {IdentifierError} from '../../src/backends/identifiers.js'
 import {runIpc} from '../support/cli.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents} from './windows-fixture.js'
-
 
 /** A one-shard cluster of the test ClickHouse alone, defined in the config scripts/services writes. */
 function devCluster(): string {
@@ -24,14 +23,18 @@ describe('ClickHouse cluster DDL (generated)', () => {
     expect(onCluster).to.have.length(9)
     for (const statement of onCluster) expect(statement, statement).to.include(' ON CLUSTER `analytics`')
     expect(onCluster[0]).to.equal('CREATE DATABASE IF NOT EXISTS `ipc` ON CLUSTER `analytics`')
-    expect(onCluster[1]).to.match(/^CREATE TABLE IF NOT EXISTS `ipc`\.`events_local` ON CLUSTER `analytics` \(/).and.include('ENGINE = MergeTree')
+    expect(onCluster[1])
+      .to.match(/^CREATE TABLE IF NOT EXISTS `ipc`\.`events_local` ON CLUSTER `analytics` \(/)
+      .and.include('ENGINE = MergeTree')
     expect(onCluster[2]).to.include('`ipc`.`events_devices_local`').and.include('ReplacingMergeTree').and.include('ORDER BY device_ip')
     expect(onCluster[3]).to.include('`ipc`.`events_hourly_local`').and.include('ORDER BY (hour, error_code, device_ip)')
     expect(onCluster[4]).to.include('TO `ipc`.`events_devices_local`').and.include('FROM `ipc`.`events_local`')
     expect(onCluster[5]).to.include('TO `ipc`.`events_hourly_local`').and.include('FROM `ipc`.`events_local`')
     // epoch-ms: `timestamp` is an ALIAS in the Distributed table (a MATERIALIZED one breaks Distributed inserts on old servers).
     expect(onCluster[6]).to.match(/^CREATE TABLE IF NOT EXISTS `ipc`\.`events` ON CLUSTER `analytics` \(/)
-    expect(onCluster[6]).to.include("timestamp DateTime('UTC') ALIAS").and.include("ENGINE = Distributed('analytics', 'ipc', 'events_local', cityHash64(device_ip))")
+    expect(onCluster[6])
+      .to.include("timestamp DateTime('UTC') ALIAS")
+      .and.include("ENGINE = Distributed('analytics', 'ipc', 'events_local', cityHash64(device_ip))")
     const datetime64 = createSchemaSql({database: 'ipc', table: 'events', layout: 'datetime64', cluster: 'analytics'})
     expect(datetime64[6]).to.equal(
       "CREATE TABLE IF NOT EXISTS `ipc`.`events` ON CLUSTER `analytics` AS `ipc`.`events_local`\nENGINE = Distributed('analytics', 'ipc', 'events_local', cityHash64(device_ip))",
@@ -138,7 +141,19 @@ describe('ClickHouse cluster tables on the test server (one-shard cluster, local
     const since = baseMs + HOUR_MS
     const until = baseMs + 3 * HOUR_MS + 1
     const result = await runIpc(
-      ['count', '--backend', 'clickhouse', '--clickhouse-url', clickhouseUrl(), '--clickhouse-database', database, '--since', iso(since), '--until', iso(until)],
+      [
+        'count',
+        '--backend',
+        'clickhouse',
+        '--clickhouse-url',
+        clickhouseUrl(),
+        '--clickhouse-database',
+        database,
+        '--since',
+        iso(since),
+        '--until',
+        iso(until),
+      ],
       {env: {...CLEAN_ENV, CLICKHOUSE_CLUSTER: devCluster(), CLICKHOUSE_CLUSTER_DDL: 'local'}},
     )
     expect(result).to.include({code: 0, stderr: '', stdout: `${exactCount(events, {sinceMs: since, untilMs: until, errorCodes: []})}\n`})
@@ -149,7 +164,9 @@ describe('ClickHouse cluster tables on the test server (one-shard cluster, local
     try {
       const failure = await clickhouse.connect().catch((error: unknown) => error)
       expect(failure).to.be.instanceOf(BackendError)
-      expect((failure as BackendError).message).to.include('creating the database').and.include('--clickhouse-cluster-ddl local')
+      expect((failure as BackendError).message)
+        .to.include('creating the database')
+        .and.include('--clickhouse-cluster-ddl local')
     } finally {
       await clickhouse.close()
     }

@@ -46,7 +46,21 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     it('clickhouse counts exactly the distinct devices the producer reported', async () => {
       const database = uniqueName('ipc')
       const consumed = parseJson<ConsumeJson>(
-        await runIpc(['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', uniqueName('g'), '--from-beginning', '--until-idle', '3s', '--json']),
+        await runIpc([
+          'consume',
+          '--topic',
+          topic,
+          '--backend',
+          'clickhouse',
+          '--clickhouse-database',
+          database,
+          '--group',
+          uniqueName('g'),
+          '--from-beginning',
+          '--until-idle',
+          '3s',
+          '--json',
+        ]),
       )
       expect(consumed.reason).to.equal('idle')
       expect(consumed.stats.processed).to.equal(100_000)
@@ -58,7 +72,23 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
 
     it('redis counts within 2% of the distinct devices the producer reported', async () => {
       const key = uniqueName('ipc:devices')
-      parseJson<ConsumeJson>(await runIpc(['consume', '--topic', topic, '--backend', 'redis', '--redis-key', key, '--group', uniqueName('g'), '--from-beginning', '--until-idle', '3s', '--json']))
+      parseJson<ConsumeJson>(
+        await runIpc([
+          'consume',
+          '--topic',
+          topic,
+          '--backend',
+          'redis',
+          '--redis-key',
+          key,
+          '--group',
+          uniqueName('g'),
+          '--from-beginning',
+          '--until-idle',
+          '3s',
+          '--json',
+        ]),
+      )
       const counted = await runIpc(['count', '--backend', 'redis', '--redis-key', key])
       expect(counted.code, counted.stderr).to.equal(0)
       const estimate = Number(counted.stdout.trim())
@@ -72,7 +102,22 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const group = uniqueName('g')
     await createTopic(topic, 4)
     const produced = await produce(topic, {'--num-devices': '300', '--num-messages': '500', '--seed': '5'})
-    const consumer = startIpc(['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning', '--batch-size', '1000000', '--flush-interval', '2s'])
+    const consumer = startIpc([
+      'consume',
+      '--topic',
+      topic,
+      '--backend',
+      'clickhouse',
+      '--clickhouse-database',
+      database,
+      '--group',
+      group,
+      '--from-beginning',
+      '--batch-size',
+      '1000000',
+      '--flush-interval',
+      '2s',
+    ])
     const clickhouse = createClickHouseClient({url: serviceUrls().clickhouseUrl})
     try {
       const samples: Array<{committed: number; rows: number}> = []
@@ -116,9 +161,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const dlqTopic = uniqueName('dlq')
     await createTopic(topic, 2)
     await createTopic(dlqTopic, 1)
-    const valid = Array.from({length: 200}, (_, i) =>
-      JSON.stringify({timestamp: 1726668850124 + i, device_ip: `192.168.7.${i % 50}`, error_code: i % 5}),
-    )
+    const valid = Array.from({length: 200}, (_, i) => JSON.stringify({timestamp: 1726668850124 + i, device_ip: `192.168.7.${i % 50}`, error_code: i % 5}))
     const invalid: Array<[string, string | Buffer]> = [
       ['invalid_json', '{"device_ip": "10.0.0.1", '],
       ['not_an_object', '[1, 2, 3]'],
@@ -135,14 +178,28 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     ]
     const messages = [...valid.map((value) => ({value})), ...invalid.map(([, value]) => ({value}))]
     // Interleave the invalid messages among the valid ones.
-    messages.sort((a, b) => (String(a.value).length * 7919) % 13 - (String(b.value).length * 7919) % 13)
+    messages.sort((a, b) => ((String(a.value).length * 7919) % 13) - ((String(b.value).length * 7919) % 13))
     const producer = kafka().producer()
     await producer.connect()
     await producer.send({topic, messages})
     await producer.disconnect()
 
     const consumed = parseJson<ConsumeJson>(
-      await runIpc(['consume', '--topic', topic, '--backend', 'memory', '--group', uniqueName('g'), '--from-beginning', '--until-idle', '2s', '--dlq-topic', dlqTopic, '--json']),
+      await runIpc([
+        'consume',
+        '--topic',
+        topic,
+        '--backend',
+        'memory',
+        '--group',
+        uniqueName('g'),
+        '--from-beginning',
+        '--until-idle',
+        '2s',
+        '--dlq-topic',
+        dlqTopic,
+        '--json',
+      ]),
     )
     expect(consumed.totalDevices).to.equal(50)
     expect(consumed.stats.valid).to.equal(200)
@@ -183,7 +240,23 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const database = uniqueName('ipc')
     const group = uniqueName('g')
     await createTopic(topic, 4)
-    const args = ['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning', '--until-idle', '5s', '--batch-size', '2000', '--json']
+    const args = [
+      'consume',
+      '--topic',
+      topic,
+      '--backend',
+      'clickhouse',
+      '--clickhouse-database',
+      database,
+      '--group',
+      group,
+      '--from-beginning',
+      '--until-idle',
+      '5s',
+      '--batch-size',
+      '2000',
+      '--json',
+    ]
     const first = startIpc(args)
     const second = startIpc(args)
     // Produce while both are joining and consuming, so that both own partitions while events flow.

@@ -14,7 +14,23 @@ import {ClickHouseProbe, type ConsumeJson, describeRun, linesMatching, parseJson
 const REBALANCE_TROUBLE = /rebalanc|rejoin|re-join|not the correct coordinator|unknown member|illegal generation|restarting after error/i
 
 function consumeArgs(topic: string, database: string, group: string): string[] {
-  return ['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning', '--until-idle', '5s', '--batch-size', '2000', '--json']
+  return [
+    'consume',
+    '--topic',
+    topic,
+    '--backend',
+    'clickhouse',
+    '--clickhouse-database',
+    database,
+    '--group',
+    group,
+    '--from-beginning',
+    '--until-idle',
+    '5s',
+    '--batch-size',
+    '2000',
+    '--json',
+  ]
 }
 
 function expectNoRebalanceTrouble(results: CliResult[]): void {
@@ -24,7 +40,7 @@ function expectNoRebalanceTrouble(results: CliResult[]): void {
 describe('consumer groups with several ipc consume processes on Apache Kafka', function () {
   this.timeout(240_000)
 
-  it('three members share a 6-partition topic; one joins and one leaves mid-stream; the count equals one process\'s', async () => {
+  it("three members share a 6-partition topic; one joins and one leaves mid-stream; the count equals one process's", async () => {
     const topic = uniqueName('group')
     const group = uniqueName('g')
     const database = uniqueName('ipc_group')
@@ -38,10 +54,15 @@ describe('consumer groups with several ipc consume processes on Apache Kafka', f
     let third: ReturnType<typeof startIpc> | undefined
     try {
       const membersHolding = (count: number) =>
-        waitFor(`${count} members each holding partitions`, async () => {
-          const {state, partitionsPerMember} = await groupAssignment(group, topic)
-          return state === 'Stable' && partitionsPerMember.length === count && partitionsPerMember.every((n) => n > 0) ? true : undefined
-        }, 60_000, 200)
+        waitFor(
+          `${count} members each holding partitions`,
+          async () => {
+            const {state, partitionsPerMember} = await groupAssignment(group, topic)
+            return state === 'Stable' && partitionsPerMember.length === count && partitionsPerMember.every((n) => n > 0) ? true : undefined
+          },
+          60_000,
+          200,
+        )
       await membersHolding(2)
       await waitFor('the first stored events', async () => ((await probe.rows()) > 0 ? true : undefined), 60_000, 100)
       third = startIpc(consumeArgs(topic, database, group), {timeoutMs: 200_000})
@@ -65,8 +86,13 @@ describe('consumer groups with several ipc consume processes on Apache Kafka', f
       expect(together, 'the group read every event').to.be.at.least(solo.stats.processed)
       expect(await probe.rows()).to.be.at.least(produced.messagesSent)
       const counts = await Promise.all([database, soloDatabase].map((name) => runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', name])))
-      expect(counts.map((count) => count.stdout), 'the group and one process count the same devices').to.deep.equal([`${produced.distinctDevices}\n`, `${produced.distinctDevices}\n`])
-      reportFigure(`group of 3 (one joined, one left mid-stream): processed ${members.map((member) => member.stats.processed).join(' + ')} = ${together} (${together - solo.stats.processed} read twice after a move); one process: ${solo.stats.processed}; both count ${produced.distinctDevices} devices`)
+      expect(
+        counts.map((count) => count.stdout),
+        'the group and one process count the same devices',
+      ).to.deep.equal([`${produced.distinctDevices}\n`, `${produced.distinctDevices}\n`])
+      reportFigure(
+        `group of 3 (one joined, one left mid-stream): processed ${members.map((member) => member.stats.processed).join(' + ')} = ${together} (${together - solo.stats.processed} read twice after a move); one process: ${solo.stats.processed}; both count ${produced.distinctDevices} devices`,
+      )
     } finally {
       for (const member of [first, second, third]) member?.child.kill('SIGKILL')
       producer.child.kill('SIGKILL')

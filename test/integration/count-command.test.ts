@@ -2,8 +2,8 @@ import {createClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import net from 'node:net'
 import type {DeviceEvent} from '../../src/backends/backend.js'
-import {ClickHouseBackend} from '../../src/backends/clickhouse.js'
-import {RedisBackend} from '../../src/backends/redis.js'
+import {ClickHouseBackend} from '../../src/backends/clickhouse/clickhouse-backend.js'
+import {RedisBackend} from '../../src/backends/redis/redis-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {runIpc} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
@@ -141,14 +141,29 @@ describe('ipc count', () => {
 
     it('with a read-only user and no table yet: exits 3 saying the table is missing and may not be created', async () => {
       const missing = uniqueName('ipc_test_missing')
-      const result = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-url', serviceUrl('CLICKHOUSE_URL'), '--clickhouse-database', missing, '--clickhouse-user', 'ipc_reader'], {env: CLEAN_ENV})
+      const result = await runIpc(
+        [
+          'count',
+          '--backend',
+          'clickhouse',
+          '--clickhouse-url',
+          serviceUrl('CLICKHOUSE_URL'),
+          '--clickhouse-database',
+          missing,
+          '--clickhouse-user',
+          'ipc_reader',
+        ],
+        {env: CLEAN_ENV},
+      )
       expect(result.code).to.equal(3)
       expect(result.stdout).to.equal('')
       expect(result.stderr).to.include(`table ${missing}.events does not exist, and user "ipc_reader" may not create it`).and.include('readonly')
     })
 
     it('refuses an invalid database name with exit code 2', async () => {
-      const result = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-url', serviceUrl('CLICKHOUSE_URL'), '--clickhouse-database', 'x; DROP'], {env: CLEAN_ENV})
+      const result = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-url', serviceUrl('CLICKHOUSE_URL'), '--clickhouse-database', 'x; DROP'], {
+        env: CLEAN_ENV,
+      })
       expect(result.code).to.equal(2)
       expect(result.stdout).to.equal('')
       expect(result.stderr).to.include('invalid ClickHouse database name')

@@ -19,7 +19,21 @@ async function closedPort(): Promise<number> {
 }
 
 function consumeArgs(brokers: string, topic: string): string[] {
-  return ['consume', '--brokers', brokers, '--topic', topic, '--backend', 'redis', '--redis-key', uniqueName('ipc:never'), '--group', uniqueName('g'), '--until-idle', '2s']
+  return [
+    'consume',
+    '--brokers',
+    brokers,
+    '--topic',
+    topic,
+    '--backend',
+    'redis',
+    '--redis-key',
+    uniqueName('ipc:never'),
+    '--group',
+    uniqueName('g'),
+    '--until-idle',
+    '2s',
+  ]
 }
 
 function produceArgs(brokers: string, topic: string): string[] {
@@ -41,8 +55,12 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
     const address = `127.0.0.1:${redis.port}`
     const topic = uniqueName('never')
     // kafkajs waits out its 30 s request timeout for the handshake that Redis never answers.
-    const [consumed, produced] = await Promise.all([runIpc(consumeArgs(address, topic), {timeoutMs: 140_000}), runIpc(produceArgs(address, topic), {timeoutMs: 140_000})])
-    const line = (command: string) => new RegExp(`^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(.*\\): is it a Kafka broker's port\\?\\n$`)
+    const [consumed, produced] = await Promise.all([
+      runIpc(consumeArgs(address, topic), {timeoutMs: 140_000}),
+      runIpc(produceArgs(address, topic), {timeoutMs: 140_000}),
+    ])
+    const line = (command: string) =>
+      new RegExp(`^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(.*\\): is it a Kafka broker's port\\?\\n$`)
     expectOneLine(consumed, line('consume'))
     expectOneLine(produced, line('produce'))
   })
@@ -51,8 +69,16 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
     const address = `127.0.0.1:${await closedPort()}`
     const topic = uniqueName('never')
     const [consumed, produced] = await Promise.all([runIpc(consumeArgs(address, topic)), runIpc(produceArgs(address, topic))])
-    for (const [command, result] of [['consume', consumed], ['produce', produced]] as const) {
-      expectOneLine(result, new RegExp(`^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(Connection error: connect ECONNREFUSED ${address.replaceAll('.', '\\.')}\\)\\n$`))
+    for (const [command, result] of [
+      ['consume', consumed],
+      ['produce', produced],
+    ] as const) {
+      expectOneLine(
+        result,
+        new RegExp(
+          `^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(Connection error: connect ECONNREFUSED ${address.replaceAll('.', '\\.')}\\)\\n$`,
+        ),
+      )
     }
   })
 
@@ -61,9 +87,14 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
     const topic = uniqueName('missing')
     const [consumed, produced] = await Promise.all([runIpc(consumeArgs(brokers, topic)), runIpc(produceArgs(brokers, topic))])
     const last = (result: CliResult) => result.stderr.trim().split('\n').at(-1)
-    for (const [command, result] of [['consume', consumed], ['produce', produced]] as const) {
+    for (const [command, result] of [
+      ['consume', consumed],
+      ['produce', produced],
+    ] as const) {
       expect(result.code, result.stderr).to.equal(3)
-      expect(last(result)).to.match(new RegExp(`^ipc ${command}: topic "${topic}" does not exist and the broker does not create topics automatically: create it first`))
+      expect(last(result)).to.match(
+        new RegExp(`^ipc ${command}: topic "${topic}" does not exist and the broker does not create topics automatically: create it first`),
+      )
     }
     // Asked again: still missing, so neither command created it.
     expect(last(await runIpc(produceArgs(brokers, topic)))).to.include(`topic "${topic}" does not exist`)

@@ -1,13 +1,12 @@
 import {expect} from 'chai'
 import {createClient} from 'redis'
 import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
-import {RedisBackend} from '../../src/backends/redis.js'
+import {RedisBackend} from '../../src/backends/redis/redis-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
-import {IdentifierError} from '../../src/identifiers.js'
+import {IdentifierError} from '../../src/backends/identifiers.js'
 import {waitFor} from '../support/cli.js'
 import {redisCount, redisUrl, uniqueName} from '../support/services.js'
 import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
-
 
 function options(overrides: Partial<BackendOptions> = {}): BackendOptions {
   return {
@@ -55,7 +54,13 @@ describe('RedisBackend (real Redis)', () => {
     const redis = backend()
     await redis.connect()
     // One call larger than a PFADD chunk, so chunking is exercised too.
-    for (const [from, to] of [[0, 1], [1, 500], [500, 12_500], [12_500, 15_000], [15_000, 20_000]]) {
+    for (const [from, to] of [
+      [0, 1],
+      [1, 500],
+      [500, 12_500],
+      [12_500, 15_000],
+      [15_000, 20_000],
+    ]) {
       const receipt = await redis.add(events(from, to))
       await receipt.durable
     }
@@ -90,7 +95,9 @@ describe('RedisBackend (real Redis)', () => {
   it('stores into the key it was given, as a HyperLogLog', async () => {
     const redis = backend()
     await redis.connect()
-    await (await redis.add(events(0, 10))).durable
+    await (
+      await redis.add(events(0, 10))
+    ).durable
     expect(await redisCount(redis.key)).to.equal(10)
   })
 
@@ -158,7 +165,9 @@ describe('RedisBackend (real Redis)', () => {
       const failures: BackendError[] = []
       const redis = backend({redisUrl: linkedUrl(), onError: (error) => failures.push(error)})
       await redis.connect()
-      await (await redis.add(events(0, 10))).durable
+      await (
+        await redis.add(events(0, 10))
+      ).durable
       link.cut()
       let settled = false
       const receipt = await redis.add(events(10, 20))

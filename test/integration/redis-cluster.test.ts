@@ -1,9 +1,9 @@
 import {expect} from 'chai'
 import {createClient, createCluster} from 'redis'
 import type {DeviceEvent} from '../../src/backends/backend.js'
-import {bucketKeyPrefix, parseClusterNodes, RedisBackend, RedisKeys} from '../../src/backends/redis.js'
+import {bucketKeyPrefix, parseClusterNodes, RedisBackend, RedisKeys} from '../../src/backends/redis/redis-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
-import {bucketStart, HOUR_MS} from '../../src/count-query.js'
+import {bucketStart, HOUR_MS} from '../../src/query/count-query.js'
 import {createTopic} from '../support/kafka.js'
 import {type CliResult, runIpc, startIpc} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
@@ -88,7 +88,9 @@ describe('redis backend on a Redis Cluster', () => {
     await client.connect()
     try {
       const info = await client.clusterInfo()
-      expect(info).to.match(/cluster_state:ok/).and.match(/cluster_size:3/)
+      expect(info)
+        .to.match(/cluster_state:ok/)
+        .and.match(/cluster_size:3/)
     } finally {
       await client.close()
     }
@@ -148,9 +150,12 @@ describe('redis backend on a Redis Cluster', () => {
     const all = await redis.count()
     const plain = await runIpc(['count', '--backend', 'redis', '--redis-cluster', clusterNodes(), '--redis-key', redis.key], {env: CLEAN_ENV})
     expect(plain).to.include({code: 0, stdout: `${all}\n`, stderr: ''})
-    const viaEnv = await runIpc(['count', '--backend', 'redis', '--redis-key', redis.key, '--since', iso(baseMs), '--until', iso(baseMs + 2 * HOUR_MS), '--json'], {
-      env: {...CLEAN_ENV, REDIS_CLUSTER_NODES: clusterNodes()},
-    })
+    const viaEnv = await runIpc(
+      ['count', '--backend', 'redis', '--redis-key', redis.key, '--since', iso(baseMs), '--until', iso(baseMs + 2 * HOUR_MS), '--json'],
+      {
+        env: {...CLEAN_ENV, REDIS_CLUSTER_NODES: clusterNodes()},
+      },
+    )
     const parsed = parseJson<{unique_device_ip_count: number}>(viaEnv)
     const exact = exactCount(events, {sinceMs: baseMs, untilMs: baseMs + 2 * HOUR_MS, errorCodes: []})
     expect(withinHllError(parsed.unique_device_ip_count, exact), `${parsed.unique_device_ip_count} vs ${exact}`).to.equal(true)
@@ -171,7 +176,9 @@ describe('redis backend on a Redis Cluster', () => {
     await createTopic(topic, 4)
     const env = {...CLEAN_ENV, REDIS_CLUSTER_NODES: clusterNodes()}
     const consume = (key: string, group: string) =>
-      startIpc(['consume', '--topic', topic, '--backend', 'redis', '--redis-key', key, '--group', group, '--from-beginning', '--until-idle', '5s', '--json'], {env})
+      startIpc(['consume', '--topic', topic, '--backend', 'redis', '--redis-key', key, '--group', group, '--from-beginning', '--until-idle', '5s', '--json'], {
+        env,
+      })
     const group = uniqueName('g')
     const first = consume(sharedKey, group)
     const second = consume(sharedKey, group)
@@ -179,7 +186,22 @@ describe('redis backend on a Redis Cluster', () => {
     const single = consume(singleKey, uniqueName('g'))
     // Produce while they join and consume, so both members of the shared group own partitions while events flow.
     const produced = parseJson<{messagesSent: number; distinctDevices: number}>(
-      await runIpc(['produce', '--topic', topic, '--json', '--num-devices', '3000', '--num-messages', '30000', '--seed', '11', '--batch', '1000', '--pause-ms', '200']),
+      await runIpc([
+        'produce',
+        '--topic',
+        topic,
+        '--json',
+        '--num-devices',
+        '3000',
+        '--num-messages',
+        '30000',
+        '--seed',
+        '11',
+        '--batch',
+        '1000',
+        '--pause-ms',
+        '200',
+      ]),
     )
     type Summary = {totalDevices: number; stats: {processed: number}}
     const [a, b, alone] = (await Promise.all([first.done, second.done, single.done])).map((result) => parseJson<Summary>(result))

@@ -37,7 +37,14 @@ describe('reliability: Kafka broker faults during production and consumption', f
     const group = uniqueName('g')
     await createTopic(topic, 4)
     const probe = new ClickHouseProbe(database)
-    const producer = startProduce(topic, {'--num-devices': '20000', '--num-messages': '40000', '--seed': '41', '--batch': '200', '--pause-ms': '40', '--kafka-log-level': 'warn'})
+    const producer = startProduce(topic, {
+      '--num-devices': '20000',
+      '--num-messages': '40000',
+      '--seed': '41',
+      '--batch': '200',
+      '--pause-ms': '40',
+      '--kafka-log-level': 'warn',
+    })
     const consumer = startConsumer(topic, database, group, '6s')
     try {
       await waitForChange('the first stored events', () => probe.rows(), 0)
@@ -62,14 +69,29 @@ describe('reliability: Kafka broker faults during production and consumption', f
     }
   })
 
-  it('the broker killed with kill -9 and down for 15 s, longer than the consumer\'s Kafka retries: it restarts its client, resumes and counts exactly', async () => {
+  it("the broker killed with kill -9 and down for 15 s, longer than the consumer's Kafka retries: it restarts its client, resumes and counts exactly", async () => {
     const topic = uniqueName('killed')
     const database = uniqueName('ipc_killed')
     const group = uniqueName('g')
     await createTopic(topic, 4)
     const probe = new ClickHouseProbe(database)
     const produceHalf = (seed: number) =>
-      runIpc(['produce', '--topic', topic, '--num-devices', '10000', '--num-messages', '15000', '--seed', String(seed), '--batch', '1000', '--pause-ms', '0', '--json'])
+      runIpc([
+        'produce',
+        '--topic',
+        topic,
+        '--num-devices',
+        '10000',
+        '--num-messages',
+        '15000',
+        '--seed',
+        String(seed),
+        '--batch',
+        '1000',
+        '--pause-ms',
+        '0',
+        '--json',
+      ])
     try {
       // A producer gives up on a broker that stays away longer than its retries (exit 3), so
       // events are sent before and after the outage.
@@ -90,7 +112,9 @@ describe('reliability: Kafka broker faults during production and consumption', f
         const devices = new Set([...generatedDevices(42, 10_000, 15_000), ...generatedDevices(43, 10_000, 15_000)])
         const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
         expect(counted.stdout, describeRun(counted)).to.equal(`${devices.size}\n`)
-        reportFigure(`kill -9 of the broker and a 15 s outage survived (${linesMatching(result.stderr, /consumer restarting after error/).length} client restarts); ${sent} events, 0 devices lost`)
+        reportFigure(
+          `kill -9 of the broker and a 15 s outage survived (${linesMatching(result.stderr, /consumer restarting after error/).length} client restarts); ${sent} events, 0 devices lost`,
+        )
       } finally {
         consumer.child.kill('SIGKILL')
       }
@@ -102,8 +126,29 @@ describe('reliability: Kafka broker faults during production and consumption', f
 
 function startConsumer(topic: string, database: string, group: string, untilIdle: string): RunningCli {
   return startIpc(
-    ['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning',
-      '--batch-size', '1000', '--flush-interval', '300ms', '--session-timeout', '6s', '--until-idle', untilIdle, '--kafka-log-level', 'warn', '--json'],
+    [
+      'consume',
+      '--topic',
+      topic,
+      '--backend',
+      'clickhouse',
+      '--clickhouse-database',
+      database,
+      '--group',
+      group,
+      '--from-beginning',
+      '--batch-size',
+      '1000',
+      '--flush-interval',
+      '300ms',
+      '--session-timeout',
+      '6s',
+      '--until-idle',
+      untilIdle,
+      '--kafka-log-level',
+      'warn',
+      '--json',
+    ],
     {timeoutMs: 150_000},
   )
 }

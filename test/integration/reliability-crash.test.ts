@@ -45,8 +45,24 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
 
   function consumeArgs(target: Target, extra: string[] = []): string[] {
     return [
-      'consume', '--topic', topic, '--backend', target.backend, ...target.backendArgs, '--group', target.group, '--from-beginning',
-      '--batch-size', '2000', '--flush-interval', '1s', '--session-timeout', sessionTimeout, '--report-interval', '1h', ...extra,
+      'consume',
+      '--topic',
+      topic,
+      '--backend',
+      target.backend,
+      ...target.backendArgs,
+      '--group',
+      target.group,
+      '--from-beginning',
+      '--batch-size',
+      '2000',
+      '--flush-interval',
+      '1s',
+      '--session-timeout',
+      sessionTimeout,
+      '--report-interval',
+      '1h',
+      ...extra,
     ]
   }
 

@@ -46,10 +46,41 @@ describe('reliability: failover on a three-node Kafka cluster', function () {
     const brokerList = brokers.join(',')
     await createTopic(topic, 4, {brokers, replication: 3})
     const probe = new ClickHouseProbe(database)
-    const producer = startProduce(topic, {'--brokers': brokerList, '--num-devices': '20000', '--num-messages': '40000', '--seed': '51', '--batch': '200', '--pause-ms': '50', '--kafka-log-level': 'warn'})
+    const producer = startProduce(topic, {
+      '--brokers': brokerList,
+      '--num-devices': '20000',
+      '--num-messages': '40000',
+      '--seed': '51',
+      '--batch': '200',
+      '--pause-ms': '50',
+      '--kafka-log-level': 'warn',
+    })
     const consumer = startIpc(
-      ['consume', '--brokers', brokerList, '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', group, '--from-beginning',
-        '--batch-size', '1000', '--flush-interval', '300ms', '--session-timeout', '6s', '--until-idle', '20s', '--kafka-log-level', 'warn', '--json'],
+      [
+        'consume',
+        '--brokers',
+        brokerList,
+        '--topic',
+        topic,
+        '--backend',
+        'clickhouse',
+        '--clickhouse-database',
+        database,
+        '--group',
+        group,
+        '--from-beginning',
+        '--batch-size',
+        '1000',
+        '--flush-interval',
+        '300ms',
+        '--session-timeout',
+        '6s',
+        '--until-idle',
+        '20s',
+        '--kafka-log-level',
+        'warn',
+        '--json',
+      ],
       {timeoutMs: 200_000},
     )
     try {

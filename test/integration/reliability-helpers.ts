@@ -2,7 +2,7 @@ import {type ClickHouseClient, createClient as createClickHouseClient} from '@cl
 import {expect} from 'chai'
 import {Kafka, logLevel} from 'kafkajs'
 import {readFileSync} from 'node:fs'
-import {EventGenerator} from '../../src/generator.js'
+import {EventGenerator} from '../../src/loadgen/generator.js'
 import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
 import {committedTotal} from '../support/kafka.js'
 import {serviceUrls} from '../support/services.js'
@@ -147,7 +147,14 @@ export function generatedDevices(seed: number, numDevices: number, numMessages: 
 }
 
 /** Every offset committed, every event stored, and `ipc count` equal to the producer's devices. */
-export async function expectEverythingCounted(probe: ClickHouseProbe, database: string, group: string, topic: string, produced: ProduceJson, brokers?: readonly string[]): Promise<void> {
+export async function expectEverythingCounted(
+  probe: ClickHouseProbe,
+  database: string,
+  group: string,
+  topic: string,
+  produced: ProduceJson,
+  brokers?: readonly string[],
+): Promise<void> {
   // A retried produce request may have been stored twice, so the topic can hold more than was sent.
   const committed = await committedTotal(group, topic, brokers)
   const rows = await probe.rows()

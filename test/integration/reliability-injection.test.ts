@@ -1,9 +1,9 @@
 import {expect} from 'chai'
 import {createClient as createRedisClient} from 'redis'
 import type {DeviceEvent} from '../../src/backends/backend.js'
-import {ClickHouseBackend} from '../../src/backends/clickhouse.js'
+import {ClickHouseBackend} from '../../src/backends/clickhouse/clickhouse-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
-import {RedisBackend} from '../../src/backends/redis.js'
+import {RedisBackend} from '../../src/backends/redis/redis-backend.js'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {ClickHouseProbe, describeRun, kafka} from './reliability-helpers.js'
@@ -14,7 +14,17 @@ import {ClickHouseProbe, describeRun, kafka} from './reliability-helpers.js'
  * hostile values are stored byte for byte.
  */
 
-const HOSTILE_DATABASES = ['x`; DROP TABLE y; --', "ipc'; DROP DATABASE ipc; --", 'ipc`.`events', 'ipc.events', 'a b', '../../etc/passwd', '1abc', 'ipc\nDROP', 'x'.repeat(129)]
+const HOSTILE_DATABASES = [
+  'x`; DROP TABLE y; --',
+  "ipc'; DROP DATABASE ipc; --",
+  'ipc`.`events',
+  'ipc.events',
+  'a b',
+  '../../etc/passwd',
+  '1abc',
+  'ipc\nDROP',
+  'x'.repeat(129),
+]
 const HOSTILE_REDIS_KEYS = ['has space', 'key\r\nFLUSHALL', 'tab\tkey', 'ключ', 'x'.repeat(513)]
 
 /** Values that would break a query built by string concatenation, or a text protocol. */
@@ -123,10 +133,22 @@ describe('reliability: injection safety', function () {
 
   function backendOptions(overrides: Partial<BackendOptions>): BackendOptions {
     const {redisUrl, clickhouseUrl} = serviceUrls()
-    return {redisUrl, redisKey: uniqueName('ipc:values'), clickhouseUrl, clickhouseUser: 'default', clickhousePassword: '', clickhouseDatabase: uniqueName('ipc_values'), ...overrides}
+    return {
+      redisUrl,
+      redisKey: uniqueName('ipc:values'),
+      clickhouseUrl,
+      clickhouseUser: 'default',
+      clickhousePassword: '',
+      clickhouseDatabase: uniqueName('ipc_values'),
+      ...overrides,
+    }
   }
 
-  const hostileEvents: DeviceEvent[] = HOSTILE_VALUES.map((deviceIp, index) => ({timestampMs: Date.UTC(2021, 11, 3, 16, 15, 30, index), deviceIp, errorCode: index - 6}))
+  const hostileEvents: DeviceEvent[] = HOSTILE_VALUES.map((deviceIp, index) => ({
+    timestampMs: Date.UTC(2021, 11, 3, 16, 15, 30, index),
+    deviceIp,
+    errorCode: index - 6,
+  }))
 
   it('clickhouse stores values full of quotes, backslashes and SQL byte for byte, as data', async () => {
     // The validator never lets such a device_ip through; the backend must still treat it as data.
@@ -151,8 +173,12 @@ describe('reliability: injection safety', function () {
     const redis = new RedisBackend(backendOptions({}))
     try {
       await redis.connect()
-      await (await redis.add(hostileEvents)).durable
-      await (await redis.add(hostileEvents)).durable
+      await (
+        await redis.add(hostileEvents)
+      ).durable
+      await (
+        await redis.add(hostileEvents)
+      ).durable
       expect(await redis.count()).to.equal(HOSTILE_VALUES.length)
       await withRedis(async (client) => {
         expect(await client.get(sentinelKey)).to.equal('keep')

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import type {Message} from 'kafkajs'
-import {INVALID_REASONS, type InvalidReason, parseEvent} from '../../src/event.js'
-import {seededRandom} from '../../src/generator.js'
+import {INVALID_REASONS, type InvalidReason, parseEvent} from '../../src/events/event.js'
+import {seededRandom} from '../../src/loadgen/generator.js'
 import {createTopic} from '../support/kafka.js'
 import {runIpc, waitFor} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
@@ -21,7 +21,9 @@ const without = (field: keyof typeof OK) => {
 const nested = (open: string, close: string, depth: number, inner = '0') => open.repeat(depth) + inner + close.repeat(depth)
 /** The valid event with one field's value replaced by raw JSON text. */
 const withRaw = (field: keyof typeof OK, raw: string) =>
-  `{${Object.entries(OK).map(([name, value]) => `${JSON.stringify(name)}:${name === field ? raw : JSON.stringify(value)}`).join(',')}}`
+  `{${Object.entries(OK)
+    .map(([name, value]) => `${JSON.stringify(name)}:${name === field ? raw : JSON.stringify(value)}`)
+    .join(',')}}`
 
 /** [expected reason, message value] — null is a tombstone. */
 const HOSTILE: Array<[InvalidReason, string | Buffer | null]> = [
@@ -61,9 +63,28 @@ const HOSTILE: Array<[InvalidReason, string | Buffer | null]> = [
   ['missing_device_ip', withField('device_ip', null)],
   ['missing_device_ip', '{"__proto__": {"device_ip": "10.0.0.1"}, "timestamp": 1726668850124, "error_code": 1}'],
   ...[167_772_161, true, ['10.0.0.1'], {ip: '10.0.0.1'}].map((value): [InvalidReason, string] => ['invalid_device_ip', withField('device_ip', value)]),
-  ...['256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '0x7f.0.0.1', '::gg', '2001:db8::1::1', '12345::', '10.0.0.1:8080', '[::1]:80', '[2001:db8::1]', ' 10.0.0.1', '10.0.0.1 ', '10.0. 0.1', 'fe80::1%eth0', '1.2.3.4/24', '', '１.２.３.４', "10.0.0.1'; DROP TABLE events; --", 'x'.repeat(60_000)].map(
-    (value): [InvalidReason, string] => ['invalid_device_ip', withField('device_ip', value)],
-  ),
+  ...[
+    '256.1.1.1',
+    '1.2.3',
+    '1.2.3.4.5',
+    '01.2.3.4',
+    '0x7f.0.0.1',
+    '::gg',
+    '2001:db8::1::1',
+    '12345::',
+    '10.0.0.1:8080',
+    '[::1]:80',
+    '[2001:db8::1]',
+    ' 10.0.0.1',
+    '10.0.0.1 ',
+    '10.0. 0.1',
+    'fe80::1%eth0',
+    '1.2.3.4/24',
+    '',
+    '１.２.３.４',
+    "10.0.0.1'; DROP TABLE events; --",
+    'x'.repeat(60_000),
+  ].map((value): [InvalidReason, string] => ['invalid_device_ip', withField('device_ip', value)]),
   ['invalid_device_ip', withRaw('device_ip', nested('[', ']', 15_000))],
   ['invalid_device_ip', withField('device_ip', JSON.parse(nested('{"a":', '}', 2_000)))],
   // timestamp: missing, wrong types, every invalid shape
@@ -71,11 +92,39 @@ const HOSTILE: Array<[InvalidReason, string | Buffer | null]> = [
   ['missing_timestamp', withField('timestamp', null)],
   ...[true, {}, [1726668850124], -1e20, 1.5e300].map((value): [InvalidReason, string] => ['invalid_timestamp', withField('timestamp', value)]),
   ...[
-    '', '   ', '""', "'2021-12-03T16:15:30Z", 'not-a-date', 'NaN', 'Infinity', '1e12', '0x1F', '+1726668850124', '-', '12:00', '1.2.3',
-    '2021-12-03', '2021-02-30T00:00:00', '2021-02-29T00:00:00Z', '2021-13-01T00:00:00Z', '2021-12-03T25:00:00Z', '2021-12-03T16:60:00Z',
-    '2021-12-03T16:15:60Z', '2021-12-03T16:15:30.1234567890Z', '2021-12-03T16:15:30.Z', '2021-12-03T16:15:30,123Z', '2021-12-03T16:15:30+24:00',
-    '2021-12-03T16:15:30+05:60', '2021-12-03T16:15:30ZZ', '2021-12-03T16:15:30 Z', '2021-12-03 16:15:30.123 +0100', '2021/12/03 16:15:30',
-    '20211203T161530Z', '10000-01-01T00:00:00Z', '999999999999999999999', '9'.repeat(5000),
+    '',
+    '   ',
+    '""',
+    "'2021-12-03T16:15:30Z",
+    'not-a-date',
+    'NaN',
+    'Infinity',
+    '1e12',
+    '0x1F',
+    '+1726668850124',
+    '-',
+    '12:00',
+    '1.2.3',
+    '2021-12-03',
+    '2021-02-30T00:00:00',
+    '2021-02-29T00:00:00Z',
+    '2021-13-01T00:00:00Z',
+    '2021-12-03T25:00:00Z',
+    '2021-12-03T16:60:00Z',
+    '2021-12-03T16:15:60Z',
+    '2021-12-03T16:15:30.1234567890Z',
+    '2021-12-03T16:15:30.Z',
+    '2021-12-03T16:15:30,123Z',
+    '2021-12-03T16:15:30+24:00',
+    '2021-12-03T16:15:30+05:60',
+    '2021-12-03T16:15:30ZZ',
+    '2021-12-03T16:15:30 Z',
+    '2021-12-03 16:15:30.123 +0100',
+    '2021/12/03 16:15:30',
+    '20211203T161530Z',
+    '10000-01-01T00:00:00Z',
+    '999999999999999999999',
+    '9'.repeat(5000),
   ].map((value): [InvalidReason, string] => ['invalid_timestamp', withField('timestamp', value)]),
   ['invalid_timestamp', withRaw('timestamp', nested('[', ']', 15_000))],
   ['invalid_timestamp', withRaw('timestamp', nested('{"a":', '}', 10_000))],
@@ -90,9 +139,22 @@ const HOSTILE: Array<[InvalidReason, string | Buffer | null]> = [
 /** Valid events, several in unusual but accepted forms; maps each to the device it must count as. */
 function validEvents(): Array<{value: string; device: string}> {
   const events: Array<{value: string; device: string}> = []
-  const shapes = ['2021-12-03T16:15:30.235Z', '2021-12-03T16:15:30.235', '2021-12-03 16:15:30', '2021-12-03t16:15', 1726668850124, '1726668850124', "'1726668850124'", 1726667942, ' 1726667942.5 ', '1726668850124000', '1726668850124000000', '2021-12-03T16:15:30.123456789+05:30']
+  const shapes = [
+    '2021-12-03T16:15:30.235Z',
+    '2021-12-03T16:15:30.235',
+    '2021-12-03 16:15:30',
+    '2021-12-03t16:15',
+    1726668850124,
+    '1726668850124',
+    "'1726668850124'",
+    1726667942,
+    ' 1726667942.5 ',
+    '1726668850124000',
+    '1726668850124000000',
+    '2021-12-03T16:15:30.123456789+05:30',
+  ]
   for (let i = 0; i < 400; i++) {
-    const device = `10.9.${i % 100 >> 4}.${i % 100}`
+    const device = `10.9.${(i % 100) >> 4}.${i % 100}`
     events.push({device, value: JSON.stringify({timestamp: shapes[i % shapes.length], device_ip: device, error_code: (i % 256) - 128})})
   }
   // One IPv6 device written five ways, one IPv4 device also written as IPv4-mapped IPv6.
@@ -101,7 +163,10 @@ function validEvents(): Array<{value: string; device: string}> {
   }
   events.push({device: '10.9.0.1', value: JSON.stringify({...OK, device_ip: '::ffff:10.9.0.1'})})
   // Extra fields are ignored, whatever they hold.
-  events.push({device: '10.8.0.1', value: JSON.stringify({...OK, device_ip: '10.8.0.1', note: "'); DROP TABLE events; --", path: 'C:\\temp\\"x"', deep: JSON.parse(nested('[', ']', 500))})})
+  events.push({
+    device: '10.8.0.1',
+    value: JSON.stringify({...OK, device_ip: '10.8.0.1', note: "'); DROP TABLE events; --", path: 'C:\\temp\\"x"', deep: JSON.parse(nested('[', ']', 500))}),
+  })
   events.push({device: '10.8.0.2', value: ` \n${JSON.stringify({...OK, device_ip: '10.8.0.2'})}\t `})
   return events
 }
@@ -140,7 +205,11 @@ describe('reliability: hostile input', function () {
     let next = 0
     for (const [index, [, value]] of bad.entries()) {
       for (let k = 0; k < step && next < valid.length; k++) messages.push({key: valid[next].device, value: valid[next++].value})
-      messages.push({key: index % 3 === 0 ? Buffer.from([0xff, 0x00]) : null, value, headers: index % 5 === 0 ? {'x-binary': Buffer.from([0x00, 0xff]), 'x-text': "'; --"} : undefined})
+      messages.push({
+        key: index % 3 === 0 ? Buffer.from([0xff, 0x00]) : null,
+        value,
+        headers: index % 5 === 0 ? {'x-binary': Buffer.from([0x00, 0xff]), 'x-text': "'; --"} : undefined,
+      })
     }
     for (; next < valid.length; next++) messages.push({key: valid[next].device, value: valid[next].value})
 
@@ -152,15 +221,35 @@ describe('reliability: hostile input', function () {
       await producer.disconnect()
     }
 
-    const result = await runIpc(['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-database', database, '--group', uniqueName('g'),
-      '--from-beginning', '--until-idle', '3s', '--dlq-topic', dlqTopic, '--batch-size', '100', '--json'])
+    const result = await runIpc([
+      'consume',
+      '--topic',
+      topic,
+      '--backend',
+      'clickhouse',
+      '--clickhouse-database',
+      database,
+      '--group',
+      uniqueName('g'),
+      '--from-beginning',
+      '--until-idle',
+      '3s',
+      '--dlq-topic',
+      dlqTopic,
+      '--batch-size',
+      '100',
+      '--json',
+    ])
     const consumed = parseJson<ConsumeJson>(result)
 
     const expectedByReason = Object.fromEntries(INVALID_REASONS.map((reason) => [reason, 0])) as Record<InvalidReason, number>
     for (const [reason] of bad) expectedByReason[reason]++
     expect(consumed.stats.processed, describeRun(result)).to.equal(messages.length)
     expect(consumed.stats.invalid).to.equal(bad.length)
-    expect(Object.values(consumed.stats.invalidByReason).reduce((sum, n) => sum + n, 0), 'every bad message has exactly one reason').to.equal(bad.length)
+    expect(
+      Object.values(consumed.stats.invalidByReason).reduce((sum, n) => sum + n, 0),
+      'every bad message has exactly one reason',
+    ).to.equal(bad.length)
     expect(consumed.stats.invalidByReason).to.deep.equal(expectedByReason)
     expect(consumed.stats.valid).to.equal(valid.length)
     expect(consumed.stats.deadLettered).to.equal(bad.length)
@@ -193,6 +282,8 @@ describe('reliability: hostile input', function () {
     expect(letters.length).to.equal(expectedLetters.length)
     expect(letters.join('\n') === expectedLetters.join('\n'), 'dead letters match the bad messages').to.equal(true)
 
-    reportFigure(`hostile input: ${bad.length} bad messages (${HOSTILE.length} crafted, ${garbage.length} random) among ${valid.length} valid events; ${devices.size} devices counted exactly, 0 lost`)
+    reportFigure(
+      `hostile input: ${bad.length} bad messages (${HOSTILE.length} crafted, ${garbage.length} random) among ${valid.length} valid events; ${devices.size} devices counted exactly, 0 lost`,
+    )
   })
 })

@@ -74,8 +74,29 @@ describe('reliability: backend outages', function () {
       // ~14 s of events; the outage starts with the first stored events and lasts 12 s.
       const producer = startProduce(topic, {'--num-devices': '20000', '--num-messages': '40000', '--seed': '31', '--batch': '200', '--pause-ms': '60'})
       const consumer = startIpc(
-        ['consume', '--topic', topic, '--backend', backend, ...backendArgs, '--group', group, '--from-beginning',
-          '--batch-size', '1000', '--flush-interval', '500ms', '--session-timeout', `${SESSION_TIMEOUT_MS}ms`, '--report-interval', '500ms', '--until-idle', '4s', '--kafka-log-level', 'info'],
+        [
+          'consume',
+          '--topic',
+          topic,
+          '--backend',
+          backend,
+          ...backendArgs,
+          '--group',
+          group,
+          '--from-beginning',
+          '--batch-size',
+          '1000',
+          '--flush-interval',
+          '500ms',
+          '--session-timeout',
+          `${SESSION_TIMEOUT_MS}ms`,
+          '--report-interval',
+          '500ms',
+          '--until-idle',
+          '4s',
+          '--kafka-log-level',
+          'info',
+        ],
         {timeoutMs: 150_000},
       )
       const rss = samplePeakRss(consumer)
@@ -105,7 +126,10 @@ describe('reliability: backend outages', function () {
         expect(processedLater, 'fetching paused: no more events processed').to.equal(processedDuringOutage)
         expect(processedLater, 'paused before the end of the stream').to.be.below(produced.messagesSent)
         // The dev broker has no DescribeGroups; kafkajs logs every (re)join at info level instead.
-        expect(linesMatching(result.stderr, /Consumer has joined the group/), `one group join, no rejoin after an outage of ${(outageMs / SESSION_TIMEOUT_MS).toFixed(1)}× the session timeout`).to.have.length(1)
+        expect(
+          linesMatching(result.stderr, /Consumer has joined the group/),
+          `one group join, no rejoin after an outage of ${(outageMs / SESSION_TIMEOUT_MS).toFixed(1)}× the session timeout`,
+        ).to.have.length(1)
         expect(retriesDuringOutage, 'retries with capped exponential backoff, not a tight loop').to.be.within(3, 15)
         expect(result.stderr).to.match(new RegExp(`${backend}: writes are failing; retrying with backoff`))
         expect(result.stderr).to.match(new RegExp(`${backend}: writing again after`))
@@ -147,8 +171,23 @@ describe('reliability: backend outages', function () {
 
       const producer = startProduce(topic, {'--num-devices': '10000', '--num-messages': '20000', '--seed': '32', '--batch': '200', '--pause-ms': '50'})
       const consumer = startIpc(
-        ['consume', '--topic', topic, '--backend', backend, ...args(relay.url), '--group', group, '--from-beginning',
-          '--batch-size', '500', '--flush-interval', '300ms', '--session-timeout', `${SESSION_TIMEOUT_MS}ms`],
+        [
+          'consume',
+          '--topic',
+          topic,
+          '--backend',
+          backend,
+          ...args(relay.url),
+          '--group',
+          group,
+          '--from-beginning',
+          '--batch-size',
+          '500',
+          '--flush-interval',
+          '300ms',
+          '--session-timeout',
+          `${SESSION_TIMEOUT_MS}ms`,
+        ],
         {env: {IPC_MAX_RETRY_TIME: '3s'}, timeoutMs: 120_000},
       )
       try {
@@ -158,7 +197,9 @@ describe('reliability: backend outages', function () {
         expect(result.code, describeRun(result)).to.equal(3)
         const errorLines = linesMatching(result.stderr, /^ipc consume: /)
         expect(errorLines, result.stderr).to.have.length(1)
-        expect(errorLines[0], errorLines[0]).to.match(new RegExp(`^ipc consume: gave up after --max-retry-time 3(\\.0)?s: ${backend} did not take the events of ${topic}\\[\\d\\]`))
+        expect(errorLines[0], errorLines[0]).to.match(
+          new RegExp(`^ipc consume: gave up after --max-retry-time 3(\\.0)?s: ${backend} did not take the events of ${topic}\\[\\d\\]`),
+        )
         expect(errorLines[0]).to.include('offsets from there on stay uncommitted')
         expect(result.stdout, 'no summary after a failure').to.not.match(/Total devices/)
 
@@ -168,7 +209,21 @@ describe('reliability: backend outages', function () {
         if (backend === 'clickhouse') expect(committed, 'every committed event is stored').to.be.at.most(await stored())
 
         // The next run, with the backend reachable, reads the uncommitted events again.
-        const final = await runIpc(['consume', '--topic', topic, '--backend', backend, ...args(), '--group', group, '--from-beginning', '--until-idle', '2s', '--session-timeout', `${SESSION_TIMEOUT_MS}ms`])
+        const final = await runIpc([
+          'consume',
+          '--topic',
+          topic,
+          '--backend',
+          backend,
+          ...args(),
+          '--group',
+          group,
+          '--from-beginning',
+          '--until-idle',
+          '2s',
+          '--session-timeout',
+          `${SESSION_TIMEOUT_MS}ms`,
+        ])
         expect(final.code, describeRun(final)).to.equal(0)
         if (backend === 'clickhouse') {
           expect(await clickhouse.distinctDevices()).to.equal(produced.distinctDevices)
@@ -176,7 +231,9 @@ describe('reliability: backend outages', function () {
           const estimate = await redisCount(redisKey)
           expect(Math.abs(estimate - produced.distinctDevices) / produced.distinctDevices).to.be.below(0.02)
         }
-        reportFigure(`${backend}: gave up after --max-retry-time 3s with ${committed} of ${produced.messagesSent} events committed; the next run completed the count`)
+        reportFigure(
+          `${backend}: gave up after --max-retry-time 3s with ${committed} of ${produced.messagesSent} events committed; the next run completed the count`,
+        )
       } finally {
         consumer.child.kill('SIGKILL')
         producer.child.kill('SIGKILL')
@@ -196,8 +253,28 @@ describe('reliability: backend outages', function () {
     const produced = await produce(topic, {'--num-devices': '500', '--num-messages': '2000', '--seed': seed})
     const relay = await relayTo(serviceUrls().clickhouseUrl, 8123)
     const consumer = startIpc(
-      ['consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-url', relay.url, '--clickhouse-database', database, '--group', group,
-        '--from-beginning', '--batch-size', '1000000', '--flush-interval', flushInterval, '--max-retry-time', '2s', '--report-interval', '200ms'],
+      [
+        'consume',
+        '--topic',
+        topic,
+        '--backend',
+        'clickhouse',
+        '--clickhouse-url',
+        relay.url,
+        '--clickhouse-database',
+        database,
+        '--group',
+        group,
+        '--from-beginning',
+        '--batch-size',
+        '1000000',
+        '--flush-interval',
+        flushInterval,
+        '--max-retry-time',
+        '2s',
+        '--report-interval',
+        '200ms',
+      ],
       {timeoutMs: 60_000},
     )
     try {

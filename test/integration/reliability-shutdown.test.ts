@@ -29,8 +29,22 @@ describe('reliability: shutdown under load', function () {
 
   function consumeArgs(topic: string, database: string, group: string, clickhouseUrl = serviceUrls().clickhouseUrl): string[] {
     return [
-      'consume', '--topic', topic, '--backend', 'clickhouse', '--clickhouse-url', clickhouseUrl, '--clickhouse-database', database, '--group', group,
-      '--from-beginning', '--report-interval', '200ms', '--session-timeout', '4s',
+      'consume',
+      '--topic',
+      topic,
+      '--backend',
+      'clickhouse',
+      '--clickhouse-url',
+      clickhouseUrl,
+      '--clickhouse-database',
+      database,
+      '--group',
+      group,
+      '--from-beginning',
+      '--report-interval',
+      '200ms',
+      '--session-timeout',
+      '4s',
     ]
   }
 
@@ -73,9 +87,20 @@ describe('reliability: shutdown under load', function () {
     links.push(link)
     // Full batches of 1,000 are inserted (and committed) at once; the last partial one stays buffered.
     const first = await produce(topic, {'--num-devices': '3000', '--num-messages': '4000', '--seed': '52'})
-    const consumer = startIpc([...consumeArgs(topic, database, group, link.urlFor(serviceUrls().clickhouseUrl)), '--batch-size', '1000', '--flush-interval', '1h'])
+    const consumer = startIpc([
+      ...consumeArgs(topic, database, group, link.urlFor(serviceUrls().clickhouseUrl)),
+      '--batch-size',
+      '1000',
+      '--flush-interval',
+      '1h',
+    ])
     try {
-      await waitFor('the full batches inserted and committed', async () => ((await committedTotal(group, topic)) === first.messagesSent ? true : undefined), 60_000, 200)
+      await waitFor(
+        'the full batches inserted and committed',
+        async () => ((await committedTotal(group, topic)) === first.messagesSent ? true : undefined),
+        60_000,
+        200,
+      )
       const second = await produce(topic, {'--num-devices': '3000', '--num-messages': '500', '--seed': '53'})
       await waitUntilProcessed(consumer, first.messagesSent + second.messagesSent)
       const durableRows = await probe.rows()

@@ -47,10 +47,14 @@ async function json(baseUrl: string, path: string): Promise<{status: number; bod
 
 /** Polls `path` until it answers `status`, returning that answer's JSON body. */
 function untilStatus(baseUrl: string, path: string, status: number, timeoutMs = 20_000): Promise<Record<string, unknown>> {
-  return waitFor(`${path} to answer ${status}`, async () => {
-    const answer = await json(baseUrl, path)
-    return answer.status === status ? answer.body : undefined
-  }, timeoutMs)
+  return waitFor(
+    `${path} to answer ${status}`,
+    async () => {
+      const answer = await json(baseUrl, path)
+      return answer.status === status ? answer.body : undefined
+    },
+    timeoutMs,
+  )
 }
 
 async function freePort(): Promise<number> {
@@ -113,9 +117,13 @@ class PrivateRedis {
   }
 
   async start(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', this.password], {
-      stdio: 'ignore',
-    })
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', this.password],
+      {
+        stdio: 'ignore',
+      },
+    )
     this.process = child
     await waitFor(`redis-server on port ${this.port}`, async () => {
       if (child.exitCode !== null) throw new Error(`redis-server on port ${this.port} exited with ${child.exitCode}`)
@@ -330,7 +338,11 @@ describe('ipc serve against the real services', function () {
       })
       await backend.connect()
       const ips = deviceIps(distinct)
-      const events: DeviceEvent[] = [...ips, ...ips.slice(0, 100)].map((deviceIp, i) => ({timestampMs: Date.UTC(2021, 11, 3, 16, 15, 30, i), deviceIp, errorCode: i % 3}))
+      const events: DeviceEvent[] = [...ips, ...ips.slice(0, 100)].map((deviceIp, i) => ({
+        timestampMs: Date.UTC(2021, 11, 3, 16, 15, 30, i),
+        deviceIp,
+        errorCode: i % 3,
+      }))
       await backend.add(events)
       await backend.flush()
       await backend.close()
@@ -352,7 +364,16 @@ describe('ipc serve against the real services', function () {
     })
 
     it('serves the count with a read-only ClickHouse user, which may not create anything', async () => {
-      const reader = await ServeProcess.start(['--backend', 'clickhouse', '--clickhouse-url', clickhouseUrl, '--clickhouse-database', database, '--clickhouse-user', 'ipc_reader'])
+      const reader = await ServeProcess.start([
+        '--backend',
+        'clickhouse',
+        '--clickhouse-url',
+        clickhouseUrl,
+        '--clickhouse-database',
+        database,
+        '--clickhouse-user',
+        'ipc_reader',
+      ])
       try {
         const answer = await json(reader.url, '/unique_ip_count')
         expect(answer.status, JSON.stringify(answer.body)).to.equal(200)

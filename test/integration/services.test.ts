@@ -2,7 +2,7 @@ import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {Kafka, logLevel, Partitioners} from 'kafkajs'
 import {createClient as createRedisClient} from 'redis'
-import {TopicExistsError} from '../../src/kafka.js'
+import {TopicExistsError} from '../../src/kafka/topics.js'
 import {createTopic, partitionLeaders, servicesCommand, startKafka, stopKafka} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 
@@ -151,7 +151,12 @@ describe('test services', () => {
         (error: unknown) => error,
       )
       expect(duplicate).to.be.instanceOf(TopicExistsError)
-      expect(await partitionLeaders(topic)).to.deep.equal(new Map([[0, 1], [1, 1]]))
+      expect(await partitionLeaders(topic)).to.deep.equal(
+        new Map([
+          [0, 1],
+          [1, 1],
+        ]),
+      )
     })
 
     it('scripts/services topic creates a topic with the partitions asked for, and refuses it a second time', async () => {

@@ -1,13 +1,12 @@
 import {type ClickHouseClient, createClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import type {DeviceEvent} from '../../src/backends/backend.js'
-import {ClickHouseBackend, createTableSql, supportsDateTime64} from '../../src/backends/clickhouse.js'
+import {ClickHouseBackend, createTableSql, supportsDateTime64} from '../../src/backends/clickhouse/clickhouse-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
-import {DAY_MS, HOUR_MS} from '../../src/count-query.js'
+import {DAY_MS, HOUR_MS} from '../../src/query/count-query.js'
 import {runIpc} from '../support/cli.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents} from './windows-fixture.js'
-
 
 function options(database: string, overrides: Partial<BackendOptions> = {}): BackendOptions {
   return {
@@ -117,7 +116,12 @@ describe('time windows and error codes on clickhouse', () => {
   })
 
   it('refuses bad query flags with exit code 2 and nothing on stdout', async () => {
-    for (const flags of [['--since', 'yesterday'], ['--error-code', '300'], ['--by', 'hour'], ['--since', '1h', '--until', '2h']]) {
+    for (const flags of [
+      ['--since', 'yesterday'],
+      ['--error-code', '300'],
+      ['--by', 'hour'],
+      ['--since', '1h', '--until', '2h'],
+    ]) {
       const result = await count(...flags)
       expect(result.code, flags.join(' ')).to.equal(2)
       expect(result.stdout).to.equal('')

@@ -1,5 +1,5 @@
 import type {DeviceEvent} from '../../src/backends/backend.js'
-import {bucketCeil, bucketStart, type BucketSize, type CountQuery, HOUR_MS, matchesQuery, seriesBuckets} from '../../src/count-query.js'
+import {bucketCeil, bucketStart, type BucketSize, type CountQuery, HOUR_MS, matchesQuery, seriesBuckets} from '../../src/query/count-query.js'
 
 /**
  * Events over six UTC hours with known devices per hour and per error code, for the time-window
@@ -20,7 +20,10 @@ export function windowEvents(nowMs = Date.now()): {baseMs: number; events: Devic
       if (hour === 3 && device % 50 === 0) events.push({timestampMs: timestampMs + 1, deviceIp: deviceIp(device), errorCode: 9})
     }
   }
-  events.push({timestampMs: baseMs + 2 * HOUR_MS, deviceIp: '192.0.2.1', errorCode: -7}, {timestampMs: baseMs + 4 * HOUR_MS, deviceIp: '192.0.2.2', errorCode: -7})
+  events.push(
+    {timestampMs: baseMs + 2 * HOUR_MS, deviceIp: '192.0.2.1', errorCode: -7},
+    {timestampMs: baseMs + 4 * HOUR_MS, deviceIp: '192.0.2.2', errorCode: -7},
+  )
   return {baseMs, events}
 }
 

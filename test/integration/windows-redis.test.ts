@@ -1,12 +1,11 @@
 import {expect} from 'chai'
 import {createClient} from 'redis'
-import {RedisBackend, RedisKeys, SCRIPT_MAX_DEVICES} from '../../src/backends/redis.js'
+import {RedisBackend, RedisKeys, SCRIPT_MAX_DEVICES} from '../../src/backends/redis/redis-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
-import {HOUR_MS, bucketStart} from '../../src/count-query.js'
+import {HOUR_MS, bucketStart} from '../../src/query/count-query.js'
 import {runIpc} from '../support/cli.js'
 import {redisUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, deviceIp, exactCount, exactSeries, hourRounded, iso, windowEvents, withinHllError} from './windows-fixture.js'
-
 
 function options(key: string, overrides: Partial<BackendOptions> = {}): BackendOptions {
   return {
@@ -89,7 +88,9 @@ describe('time windows and error codes on redis', () => {
     const parsed = JSON.parse(result.stdout) as {series: Array<{bucket: string; count: number}>}
     const expected = exactSeries(events, query, 'hour', true)
     expect(parsed.series.map((point) => point.bucket)).to.deep.equal(expected.map((point) => iso(point.startMs)))
-    parsed.series.forEach((point, index) => expect(withinHllError(point.count, expected[index].count), `${point.bucket}: ${point.count} vs ${expected[index].count}`).to.equal(true))
+    parsed.series.forEach((point, index) =>
+      expect(withinHllError(point.count, expected[index].count), `${point.bucket}: ${point.count} vs ${expected[index].count}`).to.equal(true),
+    )
 
     const day = {sinceMs: at(0, 30), untilMs: at(5, 30), errorCodes: []}
     const plain = await count('--since', iso(day.sinceMs), '--until', iso(day.untilMs), '--by', 'day')

@@ -1,14 +1,13 @@
 import {type ClickHouseClient, createClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import http from 'node:http'
-import {ClickHouseBackend} from '../../src/backends/clickhouse.js'
-import {HOUR_MS} from '../../src/count-query.js'
+import {ClickHouseBackend} from '../../src/backends/clickhouse/clickhouse-backend.js'
+import {HOUR_MS} from '../../src/query/count-query.js'
 import {type CliResult, type RunningCli, startIpc, waitFor} from '../support/cli.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents} from './windows-fixture.js'
 
 const LISTENING = /ipc serve: listening on (http:\/\/127\.0\.0\.1:\d+) /
-
 
 function getJson(baseUrl: string, path: string): Promise<{status: number; body: Record<string, unknown>}> {
   return new Promise((resolve, reject) => {
@@ -39,8 +38,6 @@ describe('ipc serve: /unique_ip_count with since, until, error_code and by (clic
   before(async () => {
     admin = createClient({url: clickhouseUrl(), request_timeout: 10_000})
     const clickhouse = new ClickHouseBackend({
-      redisUrl: 'redis://unused:1',
-      redisKey: 'unused',
       clickhouseUrl: clickhouseUrl(),
       clickhouseUser: 'default',
       clickhousePassword: '',
@@ -49,9 +46,26 @@ describe('ipc serve: /unique_ip_count with since, until, error_code and by (clic
     await clickhouse.connect()
     await clickhouse.add(events)
     await clickhouse.close()
-    serve = startIpc(['serve', '--port', '0', '--host', '127.0.0.1', '--backend', 'clickhouse', '--clickhouse-url', clickhouseUrl(), '--clickhouse-database', database, '--cache-ms', '0'], {
-      env: CLEAN_ENV,
-    })
+    serve = startIpc(
+      [
+        'serve',
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--backend',
+        'clickhouse',
+        '--clickhouse-url',
+        clickhouseUrl(),
+        '--clickhouse-database',
+        database,
+        '--cache-ms',
+        '0',
+      ],
+      {
+        env: CLEAN_ENV,
+      },
+    )
     let exited: CliResult | undefined
     void serve.done.then((result) => (exited = result))
     url = (

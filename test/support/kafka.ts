@@ -2,7 +2,7 @@ import {execFile} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {type Admin, AssignerProtocol, Kafka, logLevel} from 'kafkajs'
-import {createTopic as createKafkaTopic} from '../../src/kafka.js'
+import {createTopic as createKafkaTopic} from '../../src/kafka/topics.js'
 import {serviceUrls} from './services.js'
 
 /**

@@ -70,10 +70,16 @@ describe('BatchWriter', () => {
     await first.durable
     await tick()
     expect(secondDurable).to.equal(false)
-    expect(sink.started).to.deep.equal([[1, 2], [3, 4, 5]])
+    expect(sink.started).to.deep.equal([
+      [1, 2],
+      [3, 4, 5],
+    ])
     sink.complete()
     await Promise.all([second.durable, third.durable])
-    expect(sink.written).to.deep.equal([[1, 2], [3, 4, 5]])
+    expect(sink.written).to.deep.equal([
+      [1, 2],
+      [3, 4, 5],
+    ])
   })
 
   it('holds add() back once the batch in flight and the next are full, and splits a large add() over batches', async () => {
@@ -90,12 +96,19 @@ describe('BatchWriter', () => {
     expect(batches.buffered).to.equal(3)
     sink.complete()
     const receipt = await adding
-    expect(sink.started).to.deep.equal([[1, 2, 3], [4, 5, 6]])
+    expect(sink.started).to.deep.equal([
+      [1, 2, 3],
+      [4, 5, 6],
+    ])
     expect(batches.buffered).to.equal(2)
     sink.autoComplete = true
     sink.complete()
     await receipt.durable
-    expect(sink.written).to.deep.equal([[1, 2, 3], [4, 5, 6], [7, 8]])
+    expect(sink.written).to.deep.equal([
+      [1, 2, 3],
+      [4, 5, 6],
+      [7, 8],
+    ])
   })
 
   it('with a flush interval, writes a partial batch only when the interval passed or flush() asks', async () => {

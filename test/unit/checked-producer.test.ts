@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import type {Message, Producer, ProducerConfig, ProducerRecord, RecordMetadata} from 'kafkajs'
-import {CheckedProducer, IncompleteSendError} from '../../src/kafka.js'
+import {CheckedProducer, IncompleteSendError} from '../../src/kafka/checked-producer.js'
 
 /**
  * A producer that partitions like kafkajs (through the configured partitioner) and, like kafkajs

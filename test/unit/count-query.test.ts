@@ -17,8 +17,8 @@ import {
   seriesBuckets,
   splitAtWholeHours,
   validateQuery,
-} from '../../src/count-query.js'
-import {countSeriesSql, countUniqueSql, planRange, rawRangeConditions} from '../../src/backends/clickhouse.js'
+} from '../../src/query/count-query.js'
+import {countSeriesSql, countUniqueSql, planRange, rawRangeConditions} from '../../src/backends/clickhouse/clickhouse-backend.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
 
 const NOW = Date.UTC(2024, 8, 18, 14, 30, 15, 250)
@@ -191,7 +191,9 @@ describe('MemoryBackend range counts', () => {
   it('agrees with a brute-force count over random events and ranges', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({minute: fc.integer({min: 0, max: 600}), device: fc.integer({min: 0, max: 20}), code: fc.integer({min: 0, max: 3})}), {maxLength: 60}),
+        fc.array(fc.record({minute: fc.integer({min: 0, max: 600}), device: fc.integer({min: 0, max: 20}), code: fc.integer({min: 0, max: 3})}), {
+          maxLength: 60,
+        }),
         fc.integer({min: 0, max: 600}),
         fc.integer({min: 1, max: 600}),
         fc.subarray([0, 1, 2, 3]),

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
-import {DurationError, parseDuration} from '../../src/duration.js'
-import {RateLimitedLog} from '../../src/rate-limited-log.js'
+import {DurationError, parseDuration} from '../../src/util/duration.js'
+import {RateLimitedLog} from '../../src/pipeline/rate-limited-log.js'
 
 describe('parseDuration', () => {
   it('reads ms, s, m, h, d and bare milliseconds', () => {
@@ -22,7 +22,12 @@ describe('RateLimitedLog', () => {
   it('logs a few lines per key and interval, then says how many it suppressed', () => {
     const lines: string[] = []
     let now = 0
-    const log = new RateLimitedLog((line) => lines.push(line), 2, 1000, () => now)
+    const log = new RateLimitedLog(
+      (line) => lines.push(line),
+      2,
+      1000,
+      () => now,
+    )
     for (let i = 0; i < 5; i++) log.log('bad', `bad ${i}`)
     log.log('other', 'other 0')
     expect(lines).to.deep.equal(['bad 0', 'bad 1', 'other 0'])

@@ -1,8 +1,8 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
-import {INVALID_REASONS, type InvalidReason, MAX_EVENT_BYTES, parseEvent, validateEvent} from '../../src/event.js'
-import {normalizeIp} from '../../src/ip.js'
-import {MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, parseTimestamp, TimestampError, tryParseTimestamp} from '../../src/timestamp.js'
+import {INVALID_REASONS, type InvalidReason, MAX_EVENT_BYTES, parseEvent, validateEvent} from '../../src/events/event.js'
+import {normalizeIp} from '../../src/events/ip.js'
+import {MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, parseTimestamp, TimestampError, tryParseTimestamp} from '../../src/events/timestamp.js'
 
 /**
  * Hostile-input properties of the event validator and the timestamp parser, beyond the examples
@@ -69,11 +69,20 @@ describe('parseEvent under hostile input (properties)', () => {
   })
 
   it('arbitrary bytes and text, up to and past the size limit: never throws, every result is well-formed', () => {
-    const large = fc.tuple(fc.string({maxLength: 20}), fc.integer({min: MAX_EVENT_BYTES - 10, max: MAX_EVENT_BYTES + 10})).map(([text, size]) => text.padEnd(size, 'x'))
+    const large = fc
+      .tuple(fc.string({maxLength: 20}), fc.integer({min: MAX_EVENT_BYTES - 10, max: MAX_EVENT_BYTES + 10}))
+      .map(([text, size]) => text.padEnd(size, 'x'))
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({maxLength: 300}).map((bytes) => Buffer.from(bytes)), fc.string({unit: 'binary', maxLength: 300}), large), (input) => {
-        expectWellFormed(parseEvent(input), input)
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({maxLength: 300}).map((bytes) => Buffer.from(bytes)),
+          fc.string({unit: 'binary', maxLength: 300}),
+          large,
+        ),
+        (input) => {
+          expectWellFormed(parseEvent(input), input)
+        },
+      ),
       {numRuns: 3000},
     )
   })
@@ -83,7 +92,26 @@ describe('parseEvent under hostile input (properties)', () => {
       fc.jsonValue({maxDepth: 6}),
       fc.string({unit: 'binary'}),
       fc.double(),
-      fc.constantFrom(null, true, false, [], {}, '', ' ', '256.1.1.1', '1.2.3', '::gg', '10.0.0.1:80', ' 10.0.0.1', '2021-02-30T00:00:00', 128, -129, 1.5, '4', 1e308),
+      fc.constantFrom(
+        null,
+        true,
+        false,
+        [],
+        {},
+        '',
+        ' ',
+        '256.1.1.1',
+        '1.2.3',
+        '::gg',
+        '10.0.0.1:80',
+        ' 10.0.0.1',
+        '2021-02-30T00:00:00',
+        128,
+        -129,
+        1.5,
+        '4',
+        1e308,
+      ),
     )
     fc.assert(
       fc.property(fc.constantFrom(...(Object.keys(VALID) as Array<keyof typeof VALID>)), badValue, fc.boolean(), (field, value, omit) => {
@@ -100,9 +128,18 @@ describe('parseEvent under hostile input (properties)', () => {
 
   it('reads a message the same from bytes as from the same text', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({maxLength: 200}), fc.jsonValue().map((value) => JSON.stringify(value) ?? ''), fc.record({timestamp: fc.constant(VALID.timestamp), device_ip: fc.ipV6(), error_code: fc.constant(VALID.error_code)}).map((value) => JSON.stringify(value))), (text) => {
-        expect(parseEvent(Buffer.from(text, 'utf8'))).to.deep.equal(parseEvent(text))
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({maxLength: 200}),
+          fc.jsonValue().map((value) => JSON.stringify(value) ?? ''),
+          fc
+            .record({timestamp: fc.constant(VALID.timestamp), device_ip: fc.ipV6(), error_code: fc.constant(VALID.error_code)})
+            .map((value) => JSON.stringify(value)),
+        ),
+        (text) => {
+          expect(parseEvent(Buffer.from(text, 'utf8'))).to.deep.equal(parseEvent(text))
+        },
+      ),
       {numRuns: 3000},
     )
   })
@@ -120,7 +157,10 @@ describe('parseEvent under hostile input (properties)', () => {
 
   it('deep nesting inside a field, up to the size limit, is an invalid field rather than a crash', () => {
     for (const field of Object.keys(VALID) as Array<keyof typeof VALID>) {
-      for (const [open, close] of [['[', ']'], ['{"a":', '}']]) {
+      for (const [open, close] of [
+        ['[', ']'],
+        ['{"a":', '}'],
+      ]) {
         const depth = Math.floor((MAX_EVENT_BYTES - 200) / (open.length + close.length))
         const text = JSON.stringify({...VALID, [field]: 0}).replace(/(:)0([,}])/, `$1${open.repeat(depth)}0${close.repeat(depth)}$2`)
         expect(Buffer.byteLength(text)).to.be.below(MAX_EVENT_BYTES)
@@ -137,7 +177,21 @@ describe('timestamp parser under hostile numbers (properties)', () => {
   const anyNumber = fc.oneof(
     fc.double(),
     fc.integer(),
-    fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, Number.MIN_VALUE, -Number.MIN_VALUE, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MAX_SAFE_INTEGER, 1e11, 1e14, 1e17, -1e11),
+    fc.constantFrom(
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+      -0,
+      Number.MIN_VALUE,
+      -Number.MIN_VALUE,
+      Number.MAX_VALUE,
+      -Number.MAX_VALUE,
+      Number.MAX_SAFE_INTEGER,
+      1e11,
+      1e14,
+      1e17,
+      -1e11,
+    ),
   )
 
   it('parseTimestamp throws nothing but TimestampError for any number, and agrees with tryParseTimestamp', () => {

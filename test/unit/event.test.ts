@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
-import {MAX_EVENT_BYTES, parseEvent} from '../../src/event.js'
+import {MAX_EVENT_BYTES, parseEvent} from '../../src/events/event.js'
 
 const valid = (fields: Record<string, unknown>) => JSON.stringify({timestamp: '2021-12-03T16:15:30.235Z', device_ip: '10.1.2.3', error_code: 4, ...fields})
 
@@ -91,7 +91,9 @@ describe('parseEvent with deeply nested field values', () => {
       const deep = '['.repeat(30_000) + ']'.repeat(30_000)
       const fields: Record<string, string> = {timestamp: '1726667942', device_ip: '"10.1.2.3"', error_code: '1'}
       fields[field] = deep
-      const text = `{${Object.entries(fields).map(([k, v]) => `"${k}":${v}`).join(',')}}`
+      const text = `{${Object.entries(fields)
+        .map(([k, v]) => `"${k}":${v}`)
+        .join(',')}}`
       const result = parseEvent(Buffer.from(text))
       expect(result.ok).to.equal(false)
       if (!result.ok) expect(result.reason).to.match(/^invalid_/)

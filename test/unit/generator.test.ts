@@ -1,6 +1,6 @@
 import {expect} from 'chai'
-import {EventGenerator, TIMESTAMP_SHAPES, timestampJson} from '../../src/generator.js'
-import {parseEvent} from '../../src/event.js'
+import {EventGenerator, TIMESTAMP_SHAPES, timestampJson} from '../../src/loadgen/generator.js'
+import {parseEvent} from '../../src/events/event.js'
 
 describe('EventGenerator', () => {
   it('emits valid events whose distinct device count it tracks exactly', () => {

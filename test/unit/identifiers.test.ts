@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
-import {IdentifierError, quoteSqlIdentifier, validateRedisKey, validateSqlIdentifier} from '../../src/identifiers.js'
+import {IdentifierError, quoteSqlIdentifier, validateRedisKey, validateSqlIdentifier} from '../../src/backends/identifiers.js'
 
 describe('validateSqlIdentifier', () => {
   it('accepts letters, digits and _ not starting with a digit', () => {

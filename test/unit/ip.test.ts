@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
 import {isIPv4, isIPv6} from 'node:net'
-import {normalizeIp} from '../../src/ip.js'
+import {normalizeIp} from '../../src/events/ip.js'
 
 describe('normalizeIp', () => {
   it('keeps valid dotted-decimal IPv4 as it is', () => {
@@ -9,7 +9,20 @@ describe('normalizeIp', () => {
   })
 
   it('rejects malformed IPv4', () => {
-    for (const ip of ['256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.4:80', '1..3.4', '1.2.3.-4', '0x1.2.3.4', '', '1.2.3.4/24']) {
+    for (const ip of [
+      '256.1.1.1',
+      '1.2.3',
+      '1.2.3.4.5',
+      '01.2.3.4',
+      '1.2.3.4 ',
+      ' 1.2.3.4',
+      '1.2.3.4:80',
+      '1..3.4',
+      '1.2.3.-4',
+      '0x1.2.3.4',
+      '',
+      '1.2.3.4/24',
+    ]) {
       expect(normalizeIp(ip), ip).to.equal(undefined)
     }
   })
@@ -36,7 +49,19 @@ describe('normalizeIp', () => {
   })
 
   it('rejects malformed IPv6, zone ids, brackets and ports', () => {
-    for (const ip of ['::gg', '1:2:3:4:5:6:7:8:9', '1::2::3', 'fe80::1%eth0', '[::1]', '[::1]:80', ':::', '12345::', '1:2:3:4:5:6:7', '::1.2.3', '::256.1.1.1']) {
+    for (const ip of [
+      '::gg',
+      '1:2:3:4:5:6:7:8:9',
+      '1::2::3',
+      'fe80::1%eth0',
+      '[::1]',
+      '[::1]:80',
+      ':::',
+      '12345::',
+      '1:2:3:4:5:6:7',
+      '::1.2.3',
+      '::256.1.1.1',
+    ]) {
       expect(normalizeIp(ip), ip).to.equal(undefined)
     }
   })

@@ -1,12 +1,6 @@
 import {expect} from 'chai'
-import {
-  BackendError,
-  backoffDelayMs,
-  type DeviceEvent,
-  errorReason,
-  retryWithBackoff,
-  urlWithoutCredentials,
-} from '../../src/backends/backend.js'
+import {BackendError, backoffDelayMs, type DeviceEvent, retryWithBackoff, urlWithoutCredentials} from '../../src/backends/backend.js'
+import {errorReason} from '../../src/util/errors.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
 import {createBackend} from '../../src/backends/registry.js'
 

@@ -52,7 +52,7 @@ describe('ipc parse-ts', () => {
   })
 
   it('reads stdin line by line: one output line per input line, failures as empty lines', () => {
-    const input = ["1726668850124", 'not-a-date', "'2021-12-03T16:15:30.235'", '1726667942\r', '', '2021-12-03 16:15:30+02:00'].join('\n') + '\n'
+    const input = ['1726668850124', 'not-a-date', "'2021-12-03T16:15:30.235'", '1726667942\r', '', '2021-12-03 16:15:30+02:00'].join('\n') + '\n'
     const run = parseTs([], {input})
     expect(run.stdout.split('\n')).to.deep.equal([
       '2024-09-18T14:14:10.124Z',

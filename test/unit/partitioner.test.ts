@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import fc from 'fast-check'
 import {Partitioners, type PartitionerArgs} from 'kafkajs'
 import {createRequire} from 'node:module'
-import {defaultPartitioner, murmur2} from '../../src/kafka.js'
+import {defaultPartitioner, murmur2} from '../../src/kafka/partitioner.js'
 
 // kafkajs's own murmur2 (64-bit Long arithmetic), the reference the 32-bit version must match.
 const kafkajsMurmur2 = createRequire(import.meta.url)('kafkajs/src/producer/partitioners/default/murmur2.js') as (key: Buffer | string) => number
@@ -26,7 +26,10 @@ describe('murmur2 and the producer partitioner', () => {
       fc.property(fc.uint8Array({maxLength: 64}), (bytes) => murmur2(Buffer.from(bytes)) === kafkajsMurmur2(Buffer.from(bytes))),
       {numRuns: 5000},
     )
-    fc.assert(fc.property(fc.string({unit: 'binary', maxLength: 40}), (text) => murmur2(text) === kafkajsMurmur2(text)), {numRuns: 5000})
+    fc.assert(
+      fc.property(fc.string({unit: 'binary', maxLength: 40}), (text) => murmur2(text) === kafkajsMurmur2(text)),
+      {numRuns: 5000},
+    )
   })
 
   it('picks the partition kafkajs picks for a keyed message, and honours an explicit partition', () => {

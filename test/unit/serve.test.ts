@@ -4,8 +4,9 @@ import http from 'node:http'
 import net from 'node:net'
 import {BackendError, type AddReceipt, type CountBackend} from '../../src/backends/backend.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
-import {MetricError, MetricsRegistry} from '../../src/metrics.js'
-import {BackendTimeoutError, CountServer, createCountServer, ListenError, withTimeout, type CountServerOptions} from '../../src/serve.js'
+import {MetricError, MetricsRegistry} from '../../src/http/metrics.js'
+import {BackendTimeoutError, CountServer, createCountServer, ListenError, type CountServerOptions} from '../../src/http/count-server.js'
+import {withTimeout} from '../../src/util/async.js'
 
 interface Answer {
   status: number
@@ -484,9 +485,7 @@ describe('metrics registry', () => {
   it('escapes label values and help text', () => {
     const registry = new MetricsRegistry()
     registry.counter('hits_total', 'Hits\\misses\nper path.', ['path']).inc({path: 'a"b\\c\nd'}, 2)
-    expect(registry.render()).to.equal(
-      '# HELP hits_total Hits\\\\misses\\nper path.\n# TYPE hits_total counter\nhits_total{path="a\\"b\\\\c\\nd"} 2\n',
-    )
+    expect(registry.render()).to.equal('# HELP hits_total Hits\\\\misses\\nper path.\n# TYPE hits_total counter\nhits_total{path="a\\"b\\\\c\\nd"} 2\n')
   })
 
   it('renders histogram buckets cumulatively with +Inf, sum and count', () => {

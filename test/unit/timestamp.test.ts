@@ -11,7 +11,7 @@ import {
   TIMESTAMP_FORMATS,
   TimestampError,
   tryParseTimestamp,
-} from '../../src/timestamp.js'
+} from '../../src/events/timestamp.js'
 
 const FIXTURE = new URL('../../../test/fixtures/timestamps.tsv', import.meta.url)
 const BARE_NUMBER = /^-?\d+(\.\d+)?$/
@@ -222,7 +222,11 @@ describe('timestamp parser', () => {
       expect(iso('2021-12-03T16:15:30-00:00')).to.equal('2021-12-03T16:15:30.000Z')
       expect(iso('2021-12-03T00:30:00+23:59')).to.equal('2021-12-02T00:31:00.000Z')
       expect(iso('2021-12-31T23:30:00-23:59')).to.equal('2022-01-01T23:29:00.000Z')
-      expect(parseTimestamp('2021-12-03T16:15:30')).to.deep.equal({ms: Date.UTC(2021, 11, 3, 16, 15, 30), iso: '2021-12-03T16:15:30.000Z', format: 'iso8601-no-zone'})
+      expect(parseTimestamp('2021-12-03T16:15:30')).to.deep.equal({
+        ms: Date.UTC(2021, 11, 3, 16, 15, 30),
+        iso: '2021-12-03T16:15:30.000Z',
+        format: 'iso8601-no-zone',
+      })
     })
 
     it('accepts T, t or one space between date and time', () => {
@@ -298,6 +302,7 @@ describe('timestamp parser', () => {
       expect(iso(1726668850.124)).to.equal('2024-09-18T14:14:10.124Z')
       expect(iso(1726668850.001)).to.equal('2024-09-18T14:14:10.001Z')
       expect(iso(0.1 + 0.2)).to.equal('1970-01-01T00:00:00.300Z')
+      // eslint-disable-next-line no-loss-of-precision -- the nearest double is the point of the test
       expect(iso(1726668850.1239999)).to.equal('2024-09-18T14:14:10.123Z')
       expect(iso('1726668850.1239999999999')).to.equal('2024-09-18T14:14:10.123Z')
       expect(iso('1726668850124.9')).to.equal('2024-09-18T14:14:10.124Z')
@@ -362,8 +367,17 @@ describe('timestamp parser', () => {
   })
 
   it('gives the same results in another time zone (TZ=America/Bogota, in a child process)', () => {
-    const inputs = ['2021-12-03T16:15:30.235', '2021-12-03 16:15:30', '2021-12-03T16:15', '2021-03-14T02:30:00', '2021-12-03T16:15:30+02:00', '1726668850124', '1726667942', "'2021-10-28T00:00:00.000'"]
-    const moduleUrl = new URL('../../src/timestamp.js', import.meta.url).href
+    const inputs = [
+      '2021-12-03T16:15:30.235',
+      '2021-12-03 16:15:30',
+      '2021-12-03T16:15',
+      '2021-03-14T02:30:00',
+      '2021-12-03T16:15:30+02:00',
+      '1726668850124',
+      '1726667942',
+      "'2021-10-28T00:00:00.000'",
+    ]
+    const moduleUrl = new URL('../../src/events/timestamp.js', import.meta.url).href
     const script = `
       const {parseTimestamp} = await import(${JSON.stringify(moduleUrl)})
       const inputs = JSON.parse(process.argv[1])
@@ -426,11 +440,17 @@ describe('timestamp parser', () => {
 
     it('a JS number and its shortest decimal string always give the same result', () => {
       fc.assert(
-        fc.property(fc.oneof(fc.double({noNaN: true, min: -1e20, max: 1e20}), fc.integer({min: -1e9, max: 1e9}).map((n) => n / 1000)), (value) => {
-          const text = String(value)
-          fc.pre(!text.includes('e'))
-          expect(tryParseTimestamp(value), text).to.deep.equal(tryParseTimestamp(text))
-        }),
+        fc.property(
+          fc.oneof(
+            fc.double({noNaN: true, min: -1e20, max: 1e20}),
+            fc.integer({min: -1e9, max: 1e9}).map((n) => n / 1000),
+          ),
+          (value) => {
+            const text = String(value)
+            fc.pre(!text.includes('e'))
+            expect(tryParseTimestamp(value), text).to.deep.equal(tryParseTimestamp(text))
+          },
+        ),
         {numRuns: 3000},
       )
     })
@@ -442,7 +462,11 @@ describe('timestamp parser', () => {
       fc.string({unit: timestampAlphabet, maxLength: 40}),
       // Valid timestamps with one character replaced: reaches the deep validation paths.
       fc
-        .tuple(fc.date({min: new Date(MIN_TIMESTAMP_MS), max: new Date(MAX_TIMESTAMP_MS), noInvalidDate: true}), fc.nat(30), fc.string({minLength: 1, maxLength: 1, unit: timestampAlphabet}))
+        .tuple(
+          fc.date({min: new Date(MIN_TIMESTAMP_MS), max: new Date(MAX_TIMESTAMP_MS), noInvalidDate: true}),
+          fc.nat(30),
+          fc.string({minLength: 1, maxLength: 1, unit: timestampAlphabet}),
+        )
         .map(([date, at, replacement]) => {
           const text = `${date.toISOString().slice(0, 23)}+05:30`
           return text.slice(0, at) + replacement + text.slice(at + 1)

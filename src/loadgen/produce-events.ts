@@ -1,6 +1,8 @@
 import type {Kafka, Message} from 'kafkajs'
-import {CheckedProducer, isUnknownTopicError, TopicNotFoundError} from './kafka.js'
+import {CheckedProducer} from '../kafka/checked-producer.js'
+import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
 import {EventGenerator} from './generator.js'
+import {sleep} from '../util/async.js'
 
 export interface ProduceOptions {
   kafka: Kafka
@@ -25,8 +27,6 @@ export interface ProduceSummary {
   messagesPerSecond: number
   seed: number
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Fails at once with TopicNotFoundError when the topic is missing and the broker does not create

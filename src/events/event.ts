@@ -1,5 +1,5 @@
 import {isUtf8} from 'node:buffer'
-import type {DeviceEvent} from './backends/backend.js'
+import type {DeviceEvent} from '../backends/backend.js'
 import {normalizeIp} from './ip.js'
 import {tryParseTimestamp} from './timestamp.js'
 
@@ -21,9 +21,7 @@ export const INVALID_REASONS = [
 ] as const
 export type InvalidReason = (typeof INVALID_REASONS)[number]
 
-export type EventResult =
-  | {ok: true; event: DeviceEvent}
-  | {ok: false; reason: InvalidReason; detail: string}
+export type EventResult = {ok: true; event: DeviceEvent} | {ok: false; reason: InvalidReason; detail: string}
 
 function invalid(reason: InvalidReason, detail: string): EventResult {
   return {ok: false, reason, detail}
@@ -33,7 +31,7 @@ function invalid(reason: InvalidReason, detail: string): EventResult {
 export function preview(value: unknown, max = 80): string {
   let text: string
   try {
-    text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)
+    text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value))
   } catch {
     // Too deep to stringify (String() of a nested array would recurse just the same).
     text = Array.isArray(value) ? '[…]' : typeof value === 'object' ? '{…}' : typeof value

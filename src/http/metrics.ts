@@ -89,9 +89,7 @@ abstract class SingleValueMetric extends LabelledMetric<{value: number}> {
 
   renderSamples(): string[] {
     if (this.labelNames.length === 0 && this.series.size === 0) this.seriesFor({})
-    return [...this.series.values()].map(
-      ({values, data}) => `${this.name}${renderLabels(this.labelNames, values)} ${formatSampleValue(data.value)}`,
-    )
+    return [...this.series.values()].map(({values, data}) => `${this.name}${renderLabels(this.labelNames, values)} ${formatSampleValue(data.value)}`)
   }
 }
 

@@ -3,8 +3,8 @@
  * a half-open event-time range [since, until), a set of error codes, and a series per hour or day.
  * Event time is the parsed `timestamp` of each event, never the time it arrived.
  */
-import {DurationError, parseDuration} from './duration.js'
-import {formatIsoMillis, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, parseTimestamp, TimestampError} from './timestamp.js'
+import {DurationError, parseDuration} from '../util/duration.js'
+import {formatIsoMillis, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, parseTimestamp, TimestampError} from '../events/timestamp.js'
 
 /** A time bound, error code or bucket size that cannot be used; the message names the flag. */
 export class CountQueryError extends Error {
@@ -251,7 +251,10 @@ export function queryJson(query: CountQuery): CountQueryJson {
 
 /** Every bound is a whole number of ms inside the years 0000-9999 (checked by backends on input from other callers). */
 export function validateQuery(query: CountQuery): CountQuery {
-  for (const [name, value] of [['sinceMs', query.sinceMs], ['untilMs', query.untilMs]] as const) {
+  for (const [name, value] of [
+    ['sinceMs', query.sinceMs],
+    ['untilMs', query.untilMs],
+  ] as const) {
     if (value !== undefined && (!Number.isSafeInteger(value) || value < MIN_TIMESTAMP_MS || value > MAX_TIMESTAMP_MS + 1)) {
       throw new CountQueryError(`${name} must be an integer epoch-ms time in the years 0000-9999, got ${value}`)
     }

@@ -17,14 +17,7 @@
  * accepted, also for epochs and after applying a zone offset.
  */
 
-export const TIMESTAMP_FORMATS = [
-  'iso8601',
-  'iso8601-no-zone',
-  'epoch-seconds',
-  'epoch-millis',
-  'epoch-micros',
-  'epoch-nanos',
-] as const
+export const TIMESTAMP_FORMATS = ['iso8601', 'iso8601-no-zone', 'epoch-seconds', 'epoch-millis', 'epoch-micros', 'epoch-nanos'] as const
 
 export type TimestampFormat = (typeof TIMESTAMP_FORMATS)[number]
 
@@ -121,13 +114,30 @@ function isoOfMillis(t: number): string {
   const yearOfCentury = year - century * 100
   // One flat string from char codes: about twice as fast as concatenating padded pieces.
   return String.fromCharCode(
-    48 + ((century / 10) | 0), 48 + (century % 10), 48 + ((yearOfCentury / 10) | 0), 48 + (yearOfCentury % 10), 45,
-    48 + ((month / 10) | 0), 48 + (month % 10), 45,
-    48 + ((day / 10) | 0), 48 + (day % 10), 84,
-    48 + ((hour / 10) | 0), 48 + (hour % 10), 58,
-    48 + ((minute / 10) | 0), 48 + (minute % 10), 58,
-    48 + ((second / 10) | 0), 48 + (second % 10), 46,
-    48 + ((milli / 100) | 0), 48 + (((milli / 10) | 0) % 10), 48 + (milli % 10), 90,
+    48 + ((century / 10) | 0),
+    48 + (century % 10),
+    48 + ((yearOfCentury / 10) | 0),
+    48 + (yearOfCentury % 10),
+    45,
+    48 + ((month / 10) | 0),
+    48 + (month % 10),
+    45,
+    48 + ((day / 10) | 0),
+    48 + (day % 10),
+    84,
+    48 + ((hour / 10) | 0),
+    48 + (hour % 10),
+    58,
+    48 + ((minute / 10) | 0),
+    48 + (minute % 10),
+    58,
+    48 + ((second / 10) | 0),
+    48 + (second % 10),
+    46,
+    48 + ((milli / 100) | 0),
+    48 + (((milli / 10) | 0) % 10),
+    48 + (milli % 10),
+    90,
   )
 }
 
@@ -254,19 +264,10 @@ function parseIso(s: string, start: number, end: number): ParsedTimestamp | Time
   if (hour > 23) return fail(`hour ${PAD2[hour]} is out of range (expected 00-23)`)
   if (minute > 59) return fail(`minute ${PAD2[minute]} is out of range (expected 00-59)`)
   if (second > 59) {
-    return fail(
-      second === 60
-        ? 'second 60 (a leap second) is not accepted (expected 00-59)'
-        : `second ${PAD2[second]} is out of range (expected 00-59)`,
-    )
+    return fail(second === 60 ? 'second 60 (a leap second) is not accepted (expected 00-59)' : `second ${PAD2[second]} is out of range (expected 00-59)`)
   }
 
-  const ms =
-    daysFromCivil(year, month, day) * MS_PER_DAY +
-    hour * 3_600_000 +
-    (minute - offsetMinutes) * 60_000 +
-    second * 1000 +
-    milli
+  const ms = daysFromCivil(year, month, day) * MS_PER_DAY + hour * 3_600_000 + (minute - offsetMinutes) * 60_000 + second * 1000 + milli
   return success(ms, zoned ? 'iso8601' : 'iso8601-no-zone')
 }
 

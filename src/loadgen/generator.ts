@@ -1,5 +1,5 @@
 /** Simulated devices for `ipc produce`: deterministic for a seed, timestamps in every shape devices send. */
-import {formatIsoMillis} from './timestamp.js'
+import {formatIsoMillis} from '../events/timestamp.js'
 
 export const MAX_DEVICES = 1 << 24
 

@@ -1,10 +1,12 @@
 import type {Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message} from 'kafkajs'
-import {BackendError, type CountBackend, type DeviceEvent} from './backends/backend.js'
-import {formatDuration} from './duration.js'
-import {INVALID_REASONS, type InvalidReason, parseEvent} from './event.js'
-import {errorLine} from './exit-codes.js'
-import {CheckedProducer, isUnknownTopicError, TopicNotFoundError} from './kafka.js'
+import {BackendError, type CountBackend, type DeviceEvent} from '../backends/backend.js'
+import {formatDuration} from '../util/duration.js'
+import {INVALID_REASONS, type InvalidReason, parseEvent} from '../events/event.js'
+import {errorLine} from '../util/errors.js'
+import {CheckedProducer} from '../kafka/checked-producer.js'
+import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
 import {RateLimitedLog} from './rate-limited-log.js'
+import {settleWithin} from '../util/async.js'
 
 export interface ConsumeOptions {
   kafka: Kafka
@@ -129,7 +131,9 @@ export class ConsumePipeline {
     const {backend, log} = this.options
     if (this.backendFailingSince === undefined) {
       this.backendFailingSince = Date.now()
-      log(`${backend.name}: writes are failing; retrying with backoff. No offset is committed until the events are written; fetching pauses while the backend holds back new events`)
+      log(
+        `${backend.name}: writes are failing; retrying with backoff. No offset is committed until the events are written; fetching pauses while the backend holds back new events`,
+      )
     }
     log(`${backend.name}: ${errorLine(error)}`)
   }
@@ -195,8 +199,7 @@ export class ConsumePipeline {
         // move) holds no partitions until it has joined again: not idleness.
         this.idleSince = undefined
         options.log(`consumer restarting after error: ${error.message}`)
-      }
-      else this.fail(new ConsumeError(`consumer crashed: ${error.message}`, {cause: error}))
+      } else this.fail(new ConsumeError(`consumer crashed: ${error.message}`, {cause: error}))
     })
 
     const timers: NodeJS.Timeout[] = []
@@ -225,11 +228,14 @@ export class ConsumePipeline {
     const {untilIdleMs, reportIntervalMs, onReport} = this.options
     if (untilIdleMs !== undefined) {
       timers.push(
-        setInterval(() => {
-          const now = Date.now()
-          if (this.idleSince === undefined || this.inFlightBatches > 0 || now - this.lastFetchAt > FETCH_GAP_MS) return
-          if (now - this.idleSince >= untilIdleMs) this.stop('idle')
-        }, Math.min(250, Math.max(10, untilIdleMs / 4))),
+        setInterval(
+          () => {
+            const now = Date.now()
+            if (this.idleSince === undefined || this.inFlightBatches > 0 || now - this.lastFetchAt > FETCH_GAP_MS) return
+            if (now - this.idleSince >= untilIdleMs) this.stop('idle')
+          },
+          Math.min(250, Math.max(10, untilIdleMs / 4)),
+        ),
       )
     }
     if (onReport && reportIntervalMs > 0) {
@@ -287,7 +293,10 @@ export class ConsumePipeline {
         } else {
           this.stats.invalid++
           this.stats.invalidByReason[result.reason]++
-          this.invalidLog.log(`invalid ${result.reason}`, `invalid event (${result.reason}) at ${batch.topic}[${batch.partition}]@${message.offset}: ${result.detail}`)
+          this.invalidLog.log(
+            `invalid ${result.reason}`,
+            `invalid event (${result.reason}) at ${batch.topic}[${batch.partition}]@${message.offset}: ${result.detail}`,
+          )
           if (dlqTopic) deadLetters.push(deadLetter(message, batch.topic, batch.partition, result.reason, result.detail))
         }
         lastOffset = message.offset
@@ -404,7 +413,7 @@ export class ConsumePipeline {
     if (this.failure) {
       // Exiting with the failure: closing is best effort, bounded, and a buffering backend that
       // failed has nothing durable to add.
-      await withinMs(this.options.backend.close(), CLOSE_AFTER_FAILURE_MS).catch(() => undefined)
+      await settleWithin(this.options.backend.close(), CLOSE_AFTER_FAILURE_MS).catch(() => undefined)
       throw this.failure
     }
     const counted = await this.countDevices()
@@ -432,14 +441,6 @@ const FETCH_GAP_MS = 5000
 
 /** How long closing the backend may take when the consumer already stops with a failure. */
 const CLOSE_AFTER_FAILURE_MS = 5000
-
-function withinMs<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms)
-  })
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
-}
 
 function deadLetter(message: KafkaMessage, topic: string, partition: number, reason: string, detail: string): Message {
   return {

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {parseDuration} from './duration.js'
+import {parseDuration} from '../util/duration.js'
 
 /** Defaults match compose.yaml: every service on its standard local port. */
 export const DEFAULT_BROKERS = '127.0.0.1:9092'
@@ -35,5 +35,9 @@ export const backendFlags = {
   'clickhouse-url': Flags.string({description: 'ClickHouse HTTP URL.', env: 'CLICKHOUSE_URL', default: DEFAULT_CLICKHOUSE_URL}),
   'clickhouse-user': Flags.string({description: 'ClickHouse user.', env: 'CLICKHOUSE_USER', default: 'default'}),
   'clickhouse-password': Flags.string({description: 'ClickHouse password.', env: 'CLICKHOUSE_PASSWORD', default: ''}),
-  'clickhouse-database': Flags.string({description: 'ClickHouse database (created if missing).', env: 'CLICKHOUSE_DATABASE', default: DEFAULT_CLICKHOUSE_DATABASE}),
+  'clickhouse-database': Flags.string({
+    description: 'ClickHouse database (created if missing).',
+    env: 'CLICKHOUSE_DATABASE',
+    default: DEFAULT_CLICKHOUSE_DATABASE,
+  }),
 }

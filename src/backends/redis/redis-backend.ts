@@ -13,20 +13,14 @@ import {
   seriesBuckets,
   type SeriesPoint,
   validateQuery,
-} from '../count-query.js'
+} from '../../query/count-query.js'
 import {validateRedisKey} from '../identifiers.js'
-import {formatIsoMillis} from '../timestamp.js'
-import {
-  type AddReceipt,
-  BackendError,
-  DEFAULT_RETRY_POLICY,
-  type DeviceEvent,
-  errorReason,
-  type RangeCountBackend,
-  urlWithoutCredentials,
-} from './backend.js'
-import {BatchWriter, type WriteBatch} from './batch-writer.js'
-import {type BackendOptions, DEFAULT_REDIS_BUCKET_TTL_MS} from './registry.js'
+import {formatIsoMillis} from '../../events/timestamp.js'
+import {errorReason} from '../../util/errors.js'
+import {type AddReceipt, BackendError, DEFAULT_RETRY_POLICY, type DeviceEvent, type RangeCountBackend, urlWithoutCredentials} from '../backend.js'
+import {BatchWriter, type WriteBatch} from '../batch-writer.js'
+import {DEFAULT_REDIS_BUCKET_TTL_MS, type RedisOptions} from './options.js'
+import {settleWithin} from '../../util/async.js'
 
 /** Elements per PFADD call inside the write script (Lua's unpack has a limit of a few thousand). */
 export const PFADD_CHUNK_SIZE = 1000
@@ -115,7 +109,10 @@ export interface ClusterSeed {
  */
 export function parseClusterNodes(text: string): ClusterSeed {
   const seed: ClusterSeed = {nodes: [], tls: false}
-  const entries = text.split(',').map((entry) => entry.trim()).filter(Boolean)
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
   const invalid = (entry: string) =>
     new BackendError(
       `invalid Redis Cluster node "${urlWithoutCredentials(entry)}": use host:port (or redis://[user:password@]host:port), comma-separated`,
@@ -131,7 +128,13 @@ export function parseClusterNodes(text: string): ClusterSeed {
       throw invalid(entry)
     }
     const port = Number(url.port)
-    if ((url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname || !url.port || !(port > 0 && port < 65_536) || (url.pathname !== '' && url.pathname !== '/')) {
+    if (
+      (url.protocol !== 'redis:' && url.protocol !== 'rediss:') ||
+      !url.hostname ||
+      !url.port ||
+      !(port > 0 && port < 65_536) ||
+      (url.pathname !== '' && url.pathname !== '/')
+    ) {
       throw invalid(entry)
     }
     if (url.protocol === 'rediss:') seed.tls = true
@@ -236,7 +239,7 @@ export class RedisBackend implements RangeCountBackend {
   private client?: RedisCommands
   private opening?: Promise<RedisCommands>
 
-  constructor(options: BackendOptions) {
+  constructor(options: RedisOptions) {
     this.url = options.redisUrl
     this.key = validateRedisKey(options.redisKey)
     this.keys = new RedisKeys(this.key)
@@ -265,11 +268,7 @@ export class RedisBackend implements RangeCountBackend {
     }
     this.location = urlWithoutCredentials(options.redisUrl)
     if (!isRedisUrl(options.redisUrl)) {
-      throw new BackendError(
-        `invalid Redis URL "${this.location}": use redis://[user:password@]host:port[/db] or rediss://...`,
-        this.name,
-        this.location,
-      )
+      throw new BackendError(`invalid Redis URL "${this.location}": use redis://[user:password@]host:port[/db] or rediss://...`, this.name, this.location)
     }
   }
 
@@ -342,7 +341,7 @@ export class RedisBackend implements RangeCountBackend {
       const keepsHour = this.bucketTtlMs === 0 || (hour + 1) * HOUR_MS + this.bucketTtlMs > nowMs
       const expiresAt = this.bucketTtlMs === 0 ? 0 : Math.ceil(((hour + 1) * HOUR_MS + this.bucketTtlMs) / 1000)
       const iterator = devices.values()
-      for (let left = devices.size; left > 0; ) {
+      for (let left = devices.size; left > 0;) {
         if (!call || call.devices >= SCRIPT_MAX_DEVICES) calls.push((call = new ScriptCall(this.key)))
         const take = Math.min(left, SCRIPT_MAX_DEVICES - call.devices)
         const codeIndex = call.keyIndex(this.keys.errorCode(code), 0)
@@ -559,11 +558,9 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 async function closeWithin(client: RedisCommands, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs)
-  })
-  const result = await Promise.race([client.close().then(() => 'closed' as const), timedOut])
-  clearTimeout(timer)
-  if (result === 'timeout' && client.isOpen) client.destroy()
+  const result = await settleWithin(
+    client.close().then(() => 'closed' as const),
+    timeoutMs,
+  )
+  if (result === undefined && client.isOpen) client.destroy()
 }

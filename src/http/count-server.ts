@@ -1,9 +1,10 @@
 import http from 'node:http'
 import type {AddressInfo} from 'node:net'
-import {BackendError, type CountBackend, supportsRangeCounts} from './backends/backend.js'
-import {buildCountQuery, CountQueryError, type ParsedCountQuery, queryJson, type QueryOptionNames, type SeriesPoint} from './count-query.js'
+import {BackendError, type CountBackend, supportsRangeCounts} from '../backends/backend.js'
+import {buildCountQuery, CountQueryError, type ParsedCountQuery, queryJson, type QueryOptionNames, type SeriesPoint} from '../query/count-query.js'
 import {MetricsRegistry, PROMETHEUS_CONTENT_TYPE, type Counter, type Gauge, type Histogram} from './metrics.js'
-import {formatIsoMillis} from './timestamp.js'
+import {formatIsoMillis} from '../events/timestamp.js'
+import {withTimeout} from '../util/async.js'
 
 export const DEFAULT_PORT = 5001
 export const DEFAULT_HOST = '127.0.0.1'
@@ -51,9 +52,7 @@ export interface CountServerOptions {
   now?: () => number
 }
 
-type CountOutcome =
-  | {ok: true; count: number; completedAt: number}
-  | {ok: false; error: BackendError; completedAt: number}
+type CountOutcome = {ok: true; count: number; completedAt: number} | {ok: false; error: BackendError; completedAt: number}
 
 /** The answer to a range / error-code query; a CountQueryError is the query's fault (400), not the backend's. */
 type RangeOutcome =
@@ -103,15 +102,6 @@ function createServerMetrics(): ServerMetrics {
     for (const reason of ['error', 'timeout']) metrics.backendErrors.inc({operation, reason}, 0)
   }
   return metrics
-}
-
-/** Resolves or rejects like `promise`, or rejects with `onTimeout()` after `ms`, whichever is first. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const expired = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms)
-  })
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer))
 }
 
 function describeError(error: unknown): string {
@@ -256,7 +246,13 @@ class CountSource {
       const {query, by} = parsed
       const [count, series] = await this.call(
         backend,
-        () => Promise.all([backend.countUnique(query), by && query.sinceMs !== undefined && query.untilMs !== undefined ? backend.countSeries({...query, sinceMs: query.sinceMs, untilMs: query.untilMs}, by) : undefined]),
+        () =>
+          Promise.all([
+            backend.countUnique(query),
+            by && query.sinceMs !== undefined && query.untilMs !== undefined
+              ? backend.countSeries({...query, sinceMs: query.sinceMs, untilMs: query.untilMs}, by)
+              : undefined,
+          ]),
         'count',
       )
       this.metrics.backendUp.set(1)
@@ -296,11 +292,7 @@ class CountSource {
       pending,
       this.timeoutMs,
       () =>
-        new BackendTimeoutError(
-          `${backend.name} at ${backend.location} did not answer ${verb} within ${this.timeoutMs} ms`,
-          backend.name,
-          backend.location,
-        ),
+        new BackendTimeoutError(`${backend.name} at ${backend.location} did not answer ${verb} within ${this.timeoutMs} ms`, backend.name, backend.location),
     )
   }
 

@@ -99,7 +99,7 @@ function normalizeIpv6(text: string): string | undefined {
   }
   let bestStart = -1
   let bestLength = 1
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++
       continue

@@ -10,20 +10,20 @@ import {
   denseSeries,
   type SeriesPoint,
   validateQuery,
-} from '../count-query.js'
+} from '../../query/count-query.js'
 import {quoteSqlIdentifier, validateSqlIdentifier} from '../identifiers.js'
+import {errorReason} from '../../util/errors.js'
 import {
   type AddReceipt,
   BackendError,
   DEFAULT_RETRY_POLICY,
   type DeviceEvent,
-  errorReason,
   type RangeCountBackend,
   type RetryPolicy,
   urlWithoutCredentials,
-} from './backend.js'
-import {BatchWriter, type WriteBatch} from './batch-writer.js'
-import type {BackendOptions, ClusterDdlMode} from './registry.js'
+} from '../backend.js'
+import {BatchWriter, type WriteBatch} from '../batch-writer.js'
+import type {ClickHouseOptions, ClusterDdlMode} from './options.js'
 
 export const DEFAULT_BATCH_SIZE = 10_000
 export const DEFAULT_FLUSH_INTERVAL_MS = 30_000
@@ -145,12 +145,9 @@ export function createSchemaSql(options: SchemaOptions): string[] {
   const statements = [
     `CREATE DATABASE IF NOT EXISTS ${database}${onCluster}`,
     createTableSql(q(tables.eventsLocal), options.layout, onCluster ? cluster : undefined),
-    [
-      `CREATE TABLE IF NOT EXISTS ${q(tables.devicesLocal)}${onCluster} (`,
-      `  device_ip String`,
-      `) ENGINE = ReplacingMergeTree`,
-      `ORDER BY device_ip`,
-    ].join('\n'),
+    [`CREATE TABLE IF NOT EXISTS ${q(tables.devicesLocal)}${onCluster} (`, `  device_ip String`, `) ENGINE = ReplacingMergeTree`, `ORDER BY device_ip`].join(
+      '\n',
+    ),
     [
       `CREATE TABLE IF NOT EXISTS ${q(tables.hourlyLocal)}${onCluster} (`,
       `  hour DateTime('UTC'),`,
@@ -182,11 +179,7 @@ export function createSchemaSql(options: SchemaOptions): string[] {
             `) ${engine(tables.eventsLocal)}`,
           ].join('\n')
         : distributed(tables.events, tables.eventsLocal)
-    statements.push(
-      distributedEvents,
-      distributed(tables.devices, tables.devicesLocal),
-      distributed(tables.hourly, tables.hourlyLocal),
-    )
+    statements.push(distributedEvents, distributed(tables.devices, tables.devicesLocal), distributed(tables.hourly, tables.hourlyLocal))
   }
   return statements
 }
@@ -285,8 +278,7 @@ function rangeSources(tables: QueryTables, layout: TimestampLayout, query: Count
     const {sinceMs, untilMs} = plan.rollupHours
     const bucket = by === undefined ? '' : `toInt64(intDiv(toUInt32(hour), ${BUCKET_MS[by] / 1000}) * ${BUCKET_MS[by]}) AS bucket, `
     sources.push(
-      `SELECT ${bucket}device_ip FROM ${tables.hourly}` +
-        where([`hour >= toDateTime(${sinceMs / 1000})`, `hour < toDateTime(${untilMs / 1000})`, ...codes]),
+      `SELECT ${bucket}device_ip FROM ${tables.hourly}` + where([`hour >= toDateTime(${sinceMs / 1000})`, `hour < toDateTime(${untilMs / 1000})`, ...codes]),
     )
   }
   if (plan.raw.length > 0) {
@@ -409,7 +401,7 @@ export class ClickHouseBackend implements RangeCountBackend {
   private readonly writer: BatchWriter<DeviceEvent, TsvBatch>
   private closed?: Promise<void>
 
-  constructor(options: BackendOptions) {
+  constructor(options: ClickHouseOptions) {
     const url = parseHttpUrl(options.clickhouseUrl)
     this.location = urlWithoutCredentials(options.clickhouseUrl)
     if (!url) {
@@ -600,7 +592,10 @@ export class ClickHouseBackend implements RangeCountBackend {
     const tables = schemaTables(this.table, this.cluster !== undefined)
     const database = quoteSqlIdentifier(this.database, 'ClickHouse database name')
     const exists = async (table: string) => {
-      const [row] = await this.select<Record<string, string | number>>('checking the tables', `EXISTS TABLE ${database}.${quoteSqlIdentifier(table, 'ClickHouse table name')}`)
+      const [row] = await this.select<Record<string, string | number>>(
+        'checking the tables',
+        `EXISTS TABLE ${database}.${quoteSqlIdentifier(table, 'ClickHouse table name')}`,
+      )
       return Number(Object.values(row)[0]) === 1
     }
     if (!(await exists(tables.events))) {
@@ -653,8 +648,7 @@ export class ClickHouseBackend implements RangeCountBackend {
   }
 
   private async insert(text: string): Promise<void> {
-    const columns: [string, ...string[]] =
-      this.layout === 'datetime64' ? ['timestamp', 'device_ip', 'error_code'] : ['timestamp_ms', 'device_ip', 'error_code']
+    const columns: [string, ...string[]] = this.layout === 'datetime64' ? ['timestamp', 'device_ip', 'error_code'] : ['timestamp_ms', 'device_ip', 'error_code']
     await this.client.insert({
       table: this.qualifiedTable,
       values: Readable.from([Buffer.from(text)], {objectMode: false}),

@@ -1,0 +1,45 @@
+import kafkajs from 'kafkajs'
+import {BackendError} from '../backends/backend.js'
+import {KafkaUnreachableError} from '../kafka/client.js'
+import {TopicNotFoundError} from '../kafka/topics.js'
+
+/**
+ * Exit codes shared by every command (documented in the README):
+ * 0 success; 1 the work failed (a value did not parse, the consumer hit a fault it could not get past);
+ * 2 usage error (oclif's own code for bad flags); 3 a service (Kafka, Redis, ClickHouse) could not be
+ * reached or refused the request; 130 forced stop by a second interrupt.
+ */
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+export const EXIT_UNAVAILABLE = 3
+export const EXIT_FORCED = 130
+
+type ErrorClass = abstract new (...args: never[]) => Error
+
+// kafkajs defines its error classes on module.exports at run time, out of reach of named imports.
+const {KafkaJSBrokerNotFound, KafkaJSConnectionError, KafkaJSNonRetriableError, KafkaJSRequestTimeoutError} = kafkajs
+
+/**
+ * The errors that mean a service could not be reached or refused the request (exit 3). kafkajs's
+ * non-retriable errors include its "number of retries exceeded" and authentication failures.
+ */
+const UNAVAILABLE: readonly ErrorClass[] = [
+  BackendError,
+  KafkaUnreachableError,
+  TopicNotFoundError,
+  KafkaJSConnectionError,
+  KafkaJSNonRetriableError,
+  KafkaJSBrokerNotFound,
+  KafkaJSRequestTimeoutError,
+]
+
+/** The exit code for an error that ended a command: its own, or that of an error it wraps. */
+export function exitCodeFor(error: unknown): number {
+  let current: unknown = error
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    if (UNAVAILABLE.some((type) => current instanceof type)) return EXIT_UNAVAILABLE
+    current = current.cause
+  }
+  return EXIT_FAILURE
+}

@@ -1,0 +1,22 @@
+/** A one-line reason for an error from a client library, never empty (AggregateError, bare codes). */
+export function errorReason(error: unknown): string {
+  if (error instanceof AggregateError && !error.message) {
+    const reasons = [...new Set(error.errors.map((inner) => errorReason(inner)))]
+    if (reasons.length > 0) return reasons.join('; ')
+  }
+  if (error instanceof Error) {
+    const code = (error as {code?: unknown}).code
+    const message = error.message.split('\n')[0].trim()
+    if (message) return message
+    if (typeof code === 'string') return code
+    return error.name
+  }
+  return String(error)
+}
+
+/** One line for stderr: the message, and the root cause when it adds something. */
+export function errorLine(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const cause = error.cause instanceof Error ? error.cause.message : undefined
+  return cause && !error.message.includes(cause) ? `${error.message} (${cause})` : error.message
+}

@@ -293,8 +293,8 @@ async function main(): Promise<void> {
     const serve = ['bin/run.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--backend', 'redis', '--redis-url', redis.url, '--redis-key', key]
     const scenarios: Scenario[] = [
       {name: 'bare node http, constant body', command: ['--input-type=module', '-e', BARE_SERVER]},
-      {name: 'ipc serve, redis, --cache-ms 1000', command: [...serve, '--cache-ms', '1000']},
-      {name: 'ipc serve, redis, --cache-ms 0', command: [...serve, '--cache-ms', '0']},
+      {name: 'ipc serve, redis, --cache 1s', command: [...serve, '--cache', '1s']},
+      {name: 'ipc serve, redis, --cache 0', command: [...serve, '--cache', '0']},
     ]
     process.stderr.write(
       `serve benchmark: ${rounds} rounds of ${formatInt(total)} requests per server, ${concurrency} keep-alive connections, redis ${redis.url}\n`,

@@ -1,3 +1,4 @@
+import type {EventEmitter} from 'node:events'
 import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../query/count-query.js'
 import {sleep} from '../util/async.js'
 
@@ -14,7 +15,7 @@ export interface DeviceEvent {
 /**
  * Returned by {@link CountBackend.add}. `durable` resolves once every event of that call has been
  * written durably by the backend (for buffering backends: after the write that contains them). A
- * failed write is retried by the backend and reported through `onError`; `durable` rejects with a
+ * failed write is retried by the backend and reported as a `write-failed` event; `durable` rejects with a
  * BackendError only when the backend gave up on those events (retry time used up, a permanent
  * refusal, or closed while failing), so a consumer can stop with their offsets uncommitted.
  */
@@ -23,10 +24,21 @@ export interface AddReceipt {
 }
 
 /**
+ * What a backend tells about its health, as events (`backend.on('write-failed', …)`), the way a
+ * kafkajs client reports its own through instrumentation events.
+ */
+export interface BackendEvents {
+  /** A write attempt failed; the backend retries it. */
+  'write-failed': [error: BackendError]
+  /** A write succeeded after at least one failed attempt, `failedForMs` after the first of them. */
+  'write-recovered': [failedForMs: number]
+}
+
+/**
  * The one interface every command uses to count. Implementations: redis (HyperLogLog, approximate),
  * clickhouse (batched inserts, exact), memory (exact, in-process).
  */
-export interface CountBackend {
+export interface CountBackend extends Pick<EventEmitter<BackendEvents>, 'on' | 'off'> {
   /** Registry name: `redis`, `clickhouse`, `memory`. */
   readonly name: string
   /** Whether `count()` is exact (true) or an estimate (false). */
@@ -67,6 +79,12 @@ export interface RangeCountBackend extends CountBackend {
    * event), in order; each bucket counts only its part inside the range.
    */
   countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]>
+}
+
+/** Re-emits a part's health events (e.g. its BatchWriter's) as the backend's own. */
+export function relayBackendEvents(from: EventEmitter<BackendEvents>, to: EventEmitter<BackendEvents>): void {
+  from.on('write-failed', (error) => to.emit('write-failed', error))
+  from.on('write-recovered', (failedForMs) => to.emit('write-recovered', failedForMs))
 }
 
 export function supportsRangeCounts(backend: CountBackend): backend is RangeCountBackend {

@@ -1,4 +1,5 @@
-import type {AddReceipt, BackendError, RetryPolicy} from './backend.js'
+import {EventEmitter} from 'node:events'
+import type {AddReceipt, BackendError, BackendEvents, RetryPolicy} from './backend.js'
 import {retryWithBackoff} from './backend.js'
 
 /** What a backend collects for one write: it counts the items appended (what `batchSize` limits). */
@@ -25,8 +26,6 @@ export interface BatchWriterOptions<T, B extends WriteBatch<T>> {
   describe(batch: B): string
   /** Wraps a failure of `action` into the backend's BackendError. */
   failure(action: string, error: unknown): BackendError
-  /** Every failed attempt that will be retried. */
-  onError?: (error: BackendError) => void
   /** The error `add()` throws after `close()`. */
   closedError(): BackendError
 }
@@ -54,17 +53,18 @@ interface PendingBatch<B> {
  * written, and rejects with the BackendError if the writer gave up on them: a consumer commits
  * offsets on the one and stops on the other, also when no further events arrive.
  */
-export class BatchWriter<T, B extends WriteBatch<T>> {
+export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<BackendEvents> {
   private filling: PendingBatch<B>
   private writing?: {pending: PendingBatch<B>; done: Promise<void>}
   private failed?: BackendError
   private closed = false
-  /** Since the last successful write, at least one attempt failed. */
-  private failing = false
+  /** When the first attempt failed since the last successful write. */
+  private failingSince?: number
   private retrying = true
   private readonly stopRetries = new AbortController()
 
   constructor(private readonly options: BatchWriterOptions<T, B>) {
+    super()
     this.filling = this.newPending()
   }
 
@@ -126,7 +126,7 @@ export class BatchWriter<T, B extends WriteBatch<T>> {
     if (this.failed) return
     if (!retry) {
       this.retrying = false
-      if (this.failing) this.stopRetries.abort(this.options.closedError())
+      if (this.failingSince !== undefined) this.stopRetries.abort(this.options.closedError())
     }
     try {
       await this.flush()
@@ -177,18 +177,22 @@ export class BatchWriter<T, B extends WriteBatch<T>> {
   /** Writes one batch, retrying until it succeeds or the retry policy gives up. Never rejects. */
   private async write(pending: PendingBatch<B>): Promise<void> {
     const {batch} = pending
-    const {describe, failure, onError, retryPolicy, isRetryable} = this.options
+    const {describe, failure, retryPolicy, isRetryable} = this.options
     try {
       await retryWithBackoff(() => this.options.write(batch), {
         policy: retryPolicy,
         signal: this.stopRetries.signal,
         isRetryable: (error) => this.retrying && isRetryable(error),
         onFailure: (error, retryInMs) => {
-          this.failing = true
-          onError?.(failure(`${describe(batch)} (retrying in ${retryInMs} ms)`, error))
+          this.failingSince ??= Date.now()
+          this.emit('write-failed', failure(`${describe(batch)} (retrying in ${retryInMs} ms)`, error))
         },
       })
-      this.failing = false
+      if (this.failingSince !== undefined) {
+        const failedForMs = Date.now() - this.failingSince
+        this.failingSince = undefined
+        this.emit('write-recovered', failedForMs)
+      }
       pending.resolve()
     } catch (error) {
       this.failed = failure(`${describe(batch)} (gave up)`, error)

@@ -1,3 +1,4 @@
+import {EventEmitter} from 'node:events'
 import {
   type BoundedCountQuery,
   bucketStart,
@@ -11,7 +12,7 @@ import {
   type SeriesPoint,
   validateQuery,
 } from '../query/count-query.js'
-import type {AddReceipt, DeviceEvent, RangeCountBackend} from './backend.js'
+import type {AddReceipt, BackendEvents, DeviceEvent, RangeCountBackend} from './backend.js'
 
 const DURABLE: AddReceipt = {durable: Promise.resolve()}
 
@@ -24,7 +25,7 @@ type HourDevices = Map<string, Map<number, Set<number>>>
  * Keeps every distinct (device, error code, event time) per UTC hour, which is what an exact count
  * of any time range and error-code set needs; duplicates of an event take no extra memory.
  */
-export class MemoryBackend implements RangeCountBackend {
+export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeCountBackend {
   readonly name = 'memory'
   readonly exact = true
   readonly location = 'memory'

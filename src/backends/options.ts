@@ -1,5 +1,3 @@
-import type {BackendError} from './backend.js'
-
 /** Options every writing backend reads: batching, timeouts and retries. */
 export interface WriterOptions {
   /** Events per backend write (clickhouse: insert when this many are buffered). Default 10,000. */
@@ -14,6 +12,4 @@ export interface WriterOptions {
    * `add()`/`flush()` calls. Default: retry forever.
    */
   maxRetryTimeMs?: number
-  /** Called for every failed write/retry, so the caller can log it. */
-  onError?: (error: BackendError) => void
 }

@@ -6,7 +6,6 @@ import {backendOptionsFromFlags, backendScalingFlags, backendWriteFlags} from '.
 import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../pipeline/consume-pipeline.js'
 import {formatDuration} from '../util/duration.js'
 import {EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
-import {errorLine} from '../util/errors.js'
 import {backendFlags, durationFlag, kafkaFlags} from '../cli/flags.js'
 import {createKafka, explainKafkaFailure, type Kafka, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
@@ -80,9 +79,6 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       progress.clear()
       writeStderr(line)
     }
-    // Set once the pipeline exists; backend errors before that are only logged.
-    // eslint-disable-next-line prefer-const -- read by the backend's onError closure before it is set
-    let pipeline: ConsumePipeline | undefined
     let backend: CountBackend
     let kafka: Kafka
     let brokers: string[]
@@ -93,14 +89,13 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
         batchSize: flags['batch-size'],
         flushIntervalMs: flags['flush-interval'],
         maxRetryTimeMs: flags['max-retry-time'],
-        onError: (error) => (pipeline ? pipeline.backendWriteFailed(error) : warn(`${flags.backend}: ${errorLine(error)}`)),
       })
       brokers = parseBrokers(flags.brokers)
       kafka = createKafka({brokers, clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn})
     } catch (error) {
       this.failWith(error, {exitCode: EXIT_USAGE})
     }
-    pipeline = new ConsumePipeline({
+    const pipeline = new ConsumePipeline({
       kafka,
       topic: flags.topic,
       groupId: flags.group,

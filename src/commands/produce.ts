@@ -7,6 +7,7 @@ import {createKafka, explainKafkaFailure, type Kafka, KafkaUnreachableError, par
 import {formatDuration} from '../util/duration.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary} from '../cli/output.js'
 import {produceEvents, type ProduceSummary} from '../loadgen/produce-events.js'
+import {SEND_RETRY} from '../kafka/checked-producer.js'
 
 export default class Produce extends IpcCommand {
   static override summary = 'Send simulated device events to a Kafka topic (load generator).'
@@ -52,7 +53,9 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
     let brokers: string[] = []
     try {
       brokers = parseBrokers(flags.brokers)
-      kafka = createKafka({brokers, clientId: 'ipc-produce', logLevel: flags['kafka-log-level']})
+      // A broker that restarts or a leader that moves takes longer than kafkajs's default 10 s of
+      // reconnecting; the producer keeps trying as long as a send does (SEND_RETRY, about 45 s).
+      kafka = createKafka({brokers, clientId: 'ipc-produce', logLevel: flags['kafka-log-level'], retry: SEND_RETRY})
       summary = await produceEvents({
         kafka,
         topic: flags.topic,

@@ -31,7 +31,7 @@ export default class Serve extends Command {
 
   static override description = `Answers GET /unique_ip_count with {"unique_device_ip_count": N}, GET /healthz (200, or 503 when the backend does not answer) and GET /metrics (Prometheus text format).
 /unique_ip_count also takes the query parameters since, until, error_code (repeatable or comma-separated) and by (hour|day), with the meaning of the ipc count flags of the same names: /unique_ip_count?since=24h&error_code=3&by=hour answers {"unique_device_ip_count", "exact", "since", "until", "error_codes", "by", "series"}; an invalid value answers 400 (other parameters are ignored).
-Every backend call times out after --backend-timeout; a count is reused for --cache-ms, and requests arriving while a count is being queried share that one query. A failed count is retried after at most ${MAX_ERROR_CACHE_MS} ms, with a fresh backend connection.
+Every backend call times out after --backend-timeout; a count is reused for --cache, and requests arriving while a count is being queried share that one query. A failed count is retried after at most ${MAX_ERROR_CACHE_MS} ms, with a fresh backend connection.
 The server starts even when the backend is down, answers 503 with a JSON error until it is back, and stops cleanly on SIGINT/SIGTERM (in-flight requests finish, exit code 0).`
 
   static override examples = [
@@ -57,10 +57,11 @@ The server starts even when the backend is down, answers 503 with a JSON error u
       default: DEFAULT_BACKEND_TIMEOUT_MS,
       defaultHelp: async () => '2s',
     }),
-    'cache-ms': Flags.integer({
-      description: 'Milliseconds a count is reused before the backend is asked again; 0 asks for every request.',
+    cache: durationFlag({
+      description: 'How long a count is reused before the backend is asked again; 0 asks for every request. A bare number is milliseconds.',
+      aliases: ['cache-ms'],
       default: DEFAULT_CACHE_MS,
-      min: 0,
+      defaultHelp: async () => '1s',
     }),
     'access-log': Flags.boolean({description: 'Write one JSON line per request to stdout.', default: false}),
   }
@@ -81,7 +82,7 @@ The server starts even when the backend is down, answers 503 with a JSON error u
     try {
       server = await createCountServer({
         createBackend: () => createBackend(flags.backend, backendOptions),
-        cacheMs: flags['cache-ms'],
+        cacheMs: flags.cache,
         requestTimeoutMs: flags['backend-timeout'],
         secrets: secretsOf(flags),
         log: say,

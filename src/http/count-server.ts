@@ -5,6 +5,7 @@ import {buildCountQuery, CountQueryError, type ParsedCountQuery, queryJson, type
 import {MetricsRegistry, PROMETHEUS_CONTENT_TYPE, type Counter, type Gauge, type Histogram} from './metrics.js'
 import {formatIsoMillis} from '../events/timestamp.js'
 import {withTimeout} from '../util/async.js'
+import {SingleFlightCache} from './single-flight-cache.js'
 
 export const DEFAULT_PORT = 5001
 export const DEFAULT_HOST = '127.0.0.1'
@@ -64,8 +65,6 @@ export const COUNT_PARAMETERS: QueryOptionNames = {since: 'since', until: 'until
 /** Distinct range queries whose answers are kept for the cache time. */
 const MAX_CACHED_RANGE_QUERIES = 100
 
-type CountSourceKind = 'cache' | 'shared' | 'backend'
-
 interface ServerMetrics {
   registry: MetricsRegistry
   uniqueCount: Gauge
@@ -114,56 +113,49 @@ function describeError(error: unknown): string {
  * Owns the backend instance and answers "how many?" with a short cache, one shared in-flight query
  * (single-flight) and a timeout on every backend call.
  */
+interface CountSourceOptions {
+  createBackend: () => Promise<CountBackend>
+  cacheMs: number
+  errorCacheMs: number
+  timeoutMs: number
+  metrics: ServerMetrics
+  redact: (text: string) => string
+  log: (message: string) => void
+  now: () => number
+}
+
 class CountSource {
   private backend: CountBackend | undefined
   private connected = false
-  private lastOutcome: CountOutcome | undefined
-  private inFlight: Promise<CountOutcome> | undefined
-  private readonly rangeOutcomes = new Map<string, RangeOutcome>()
-  private readonly rangesInFlight = new Map<string, Promise<RangeOutcome>>()
+  private readonly totals: SingleFlightCache<CountOutcome>
+  private readonly ranges: SingleFlightCache<RangeOutcome>
   private readonly closingInstances = new Set<Promise<void>>()
   private closed = false
   backendName = 'unknown'
   backendLocation = 'unknown'
   backendExact = false
 
-  constructor(
-    private readonly createBackend: () => Promise<CountBackend>,
-    private readonly cacheMs: number,
-    private readonly errorCacheMs: number,
-    private readonly timeoutMs: number,
-    private readonly metrics: ServerMetrics,
-    private readonly redact: (text: string) => string,
-    private readonly log: (message: string) => void,
-    private readonly now: () => number,
-  ) {}
+  constructor(private readonly options: CountSourceOptions) {
+    const {cacheMs, errorCacheMs, now} = options
+    this.totals = new SingleFlightCache({cacheMs, errorCacheMs, now, maxEntries: 1})
+    this.ranges = new SingleFlightCache({cacheMs, errorCacheMs, now, maxEntries: MAX_CACHED_RANGE_QUERIES})
+    for (const cache of [this.totals, this.ranges]) {
+      cache.on('answered', (source) => {
+        if (source === 'cache') options.metrics.cacheHits.inc()
+        else if (source === 'shared') options.metrics.sharedQueries.inc()
+      })
+    }
+  }
 
   /** Creates the first instance, so name and location are known; does not connect. */
   async init(): Promise<void> {
-    this.backend = await this.createBackend()
+    this.backend = await this.options.createBackend()
     this.remember(this.backend)
   }
 
-  get lastKnown(): CountOutcome | undefined {
-    return this.lastOutcome
-  }
-
   /** The current count, from the cache, a query in flight, or a new query. Never rejects. */
-  async current(): Promise<{outcome: CountOutcome; source: CountSourceKind}> {
-    const cached = this.lastOutcome
-    if (cached && this.isFresh(cached)) {
-      this.metrics.cacheHits.inc()
-      return {outcome: cached, source: 'cache'}
-    }
-    if (this.inFlight) {
-      this.metrics.sharedQueries.inc()
-      return {outcome: await this.inFlight, source: 'shared'}
-    }
-    const query = this.query().finally(() => {
-      if (this.inFlight === query) this.inFlight = undefined
-    })
-    this.inFlight = query
-    return {outcome: await query, source: 'backend'}
+  async current(): Promise<CountOutcome> {
+    return (await this.totals.get('', () => this.query())).value
   }
 
   /**
@@ -171,43 +163,18 @@ class CountSource {
    * string) like the plain count. Never rejects.
    */
   async currentRange(key: string, parse: () => ParsedCountQuery): Promise<RangeOutcome> {
-    const cached = this.rangeOutcomes.get(key)
-    if (cached && this.isFresh(cached)) {
-      this.metrics.cacheHits.inc()
-      return cached
-    }
-    const flying = this.rangesInFlight.get(key)
-    if (flying) {
-      this.metrics.sharedQueries.inc()
-      return flying
-    }
-    const query = this.queryRange(parse).then((outcome) => {
-      this.rangeOutcomes.delete(key)
-      this.rangeOutcomes.set(key, outcome)
-      // Maps iterate in insertion order: the first key is the oldest answer.
-      if (this.rangeOutcomes.size > MAX_CACHED_RANGE_QUERIES) this.rangeOutcomes.delete(this.rangeOutcomes.keys().next().value as string)
-      return outcome
-    })
-    const shared = query.finally(() => this.rangesInFlight.delete(key))
-    this.rangesInFlight.set(key, shared)
-    return shared
+    return (await this.ranges.get(key, () => this.queryRange(parse))).value
   }
 
   /** Waits for the queries in flight, then closes the backend (bounded by the timeout). */
   async close(): Promise<void> {
     this.closed = true
-    if (this.inFlight) await this.inFlight
-    await Promise.all(this.rangesInFlight.values())
+    await Promise.all([this.totals.settled(), this.ranges.settled()])
     const backend = this.backend
     this.backend = undefined
     this.connected = false
     if (backend) this.closeQuietly(backend)
     await Promise.all(this.closingInstances)
-  }
-
-  private isFresh(outcome: {ok: boolean; completedAt: number}): boolean {
-    const age = this.now() - outcome.completedAt
-    return age >= 0 && age < (outcome.ok ? this.cacheMs : this.errorCacheMs)
   }
 
   private async query(): Promise<CountOutcome> {
@@ -217,17 +184,17 @@ class CountSource {
       if (this.closed) throw new BackendError('the server is shutting down', this.backendName, this.backendLocation)
       const backend = await this.connectedBackend()
       operation = 'count'
-      this.metrics.backendQueries.inc()
+      this.options.metrics.backendQueries.inc()
       const count = await this.call(backend, () => backend.count(), 'count')
       if (!Number.isSafeInteger(count) || count < 0) {
         throw new BackendError(`${backend.name} returned an invalid count: ${String(count)}`, backend.name, backend.location)
       }
-      outcome = {ok: true, count, completedAt: this.now()}
+      outcome = {ok: true, count, completedAt: this.options.now()}
     } catch (error) {
       const backendError = this.toBackendError(error)
-      this.metrics.backendErrors.inc({operation, reason: backendError instanceof BackendTimeoutError ? 'timeout' : 'error'})
+      this.options.metrics.backendErrors.inc({operation, reason: backendError instanceof BackendTimeoutError ? 'timeout' : 'error'})
       this.discardBackend()
-      outcome = {ok: false, error: backendError, completedAt: this.now()}
+      outcome = {ok: false, error: backendError, completedAt: this.options.now()}
     }
     this.record(outcome)
     return outcome
@@ -242,7 +209,7 @@ class CountSource {
       const backend = await this.connectedBackend()
       if (!supportsRangeCounts(backend)) throw new CountQueryError(`the ${backend.name} backend cannot count time ranges or error codes`)
       operation = 'count'
-      this.metrics.backendQueries.inc()
+      this.options.metrics.backendQueries.inc()
       const {query, by} = parsed
       const [count, series] = await this.call(
         backend,
@@ -255,21 +222,21 @@ class CountSource {
           ]),
         'count',
       )
-      this.metrics.backendUp.set(1)
-      return {ok: true, parsed, count, series, completedAt: this.now()}
+      this.options.metrics.backendUp.set(1)
+      return {ok: true, parsed, count, series, completedAt: this.options.now()}
     } catch (error) {
-      if (error instanceof CountQueryError) return {ok: false, error, completedAt: this.now()}
+      if (error instanceof CountQueryError) return {ok: false, error, completedAt: this.options.now()}
       const backendError = this.toBackendError(error)
-      this.metrics.backendErrors.inc({operation, reason: backendError instanceof BackendTimeoutError ? 'timeout' : 'error'})
+      this.options.metrics.backendErrors.inc({operation, reason: backendError instanceof BackendTimeoutError ? 'timeout' : 'error'})
       this.discardBackend()
-      this.metrics.backendUp.set(0)
-      return {ok: false, error: backendError, completedAt: this.now()}
+      this.options.metrics.backendUp.set(0)
+      return {ok: false, error: backendError, completedAt: this.options.now()}
     }
   }
 
   private async connectedBackend(): Promise<CountBackend> {
     if (!this.backend) {
-      this.backend = await this.createBackend()
+      this.backend = await this.options.createBackend()
       this.remember(this.backend)
     }
     const backend = this.backend
@@ -290,9 +257,13 @@ class CountSource {
     }
     return withTimeout(
       pending,
-      this.timeoutMs,
+      this.options.timeoutMs,
       () =>
-        new BackendTimeoutError(`${backend.name} at ${backend.location} did not answer ${verb} within ${this.timeoutMs} ms`, backend.name, backend.location),
+        new BackendTimeoutError(
+          `${backend.name} at ${backend.location} did not answer ${verb} within ${this.options.timeoutMs} ms`,
+          backend.name,
+          backend.location,
+        ),
     )
   }
 
@@ -319,22 +290,21 @@ class CountSource {
   }
 
   private toBackendError(error: unknown): BackendError {
-    const message = this.redact(describeError(error))
-    if (error instanceof BackendTimeoutError) return new BackendTimeoutError(message, error.backend, this.redact(error.location))
-    if (error instanceof BackendError) return new BackendError(message, error.backend, this.redact(error.location), {cause: error})
-    return new BackendError(message, this.backendName, this.redact(this.backendLocation), {cause: error})
+    const message = this.options.redact(describeError(error))
+    if (error instanceof BackendTimeoutError) return new BackendTimeoutError(message, error.backend, this.options.redact(error.location))
+    if (error instanceof BackendError) return new BackendError(message, error.backend, this.options.redact(error.location), {cause: error})
+    return new BackendError(message, this.backendName, this.options.redact(this.backendLocation), {cause: error})
   }
 
   private record(outcome: CountOutcome): void {
-    const previous = this.lastOutcome
-    this.lastOutcome = outcome
-    this.metrics.backendUp.set(outcome.ok ? 1 : 0)
-    const where = `backend ${this.backendName} ${this.redact(this.backendLocation)}`
+    const previous = this.totals.last('')
+    this.options.metrics.backendUp.set(outcome.ok ? 1 : 0)
+    const where = `backend ${this.backendName} ${this.options.redact(this.backendLocation)}`
     if (outcome.ok) {
-      this.metrics.uniqueCount.set(outcome.count)
-      if (previous && !previous.ok) this.log(`${where} is available again`)
+      this.options.metrics.uniqueCount.set(outcome.count)
+      if (previous && !previous.ok) this.options.log(`${where} is available again`)
     } else if (!previous || previous.ok) {
-      this.log(`${where} is unavailable: ${outcome.error.message}; answering 503 until it is back`)
+      this.options.log(`${where} is unavailable: ${outcome.error.message}; answering 503 until it is back`)
     }
   }
 }
@@ -385,16 +355,16 @@ export class CountServer {
     this.now = options.now ?? Date.now
     this.metrics = createServerMetrics()
     this.accessLog = options.accessLog
-    this.source = new CountSource(
-      options.createBackend,
+    this.source = new CountSource({
+      createBackend: options.createBackend,
       cacheMs,
-      Math.min(cacheMs, MAX_ERROR_CACHE_MS),
-      this.timeoutMs,
-      this.metrics,
+      errorCacheMs: Math.min(cacheMs, MAX_ERROR_CACHE_MS),
+      timeoutMs: this.timeoutMs,
+      metrics: this.metrics,
       redact,
-      options.log ?? (() => {}),
-      options.now ?? Date.now,
-    )
+      log: options.log ?? (() => {}),
+      now: options.now ?? Date.now,
+    })
     this.routes = {
       '/unique_ip_count': (url) => this.uniqueIpCount(url),
       '/healthz': () => this.healthz(),
@@ -457,7 +427,7 @@ export class CountServer {
 
   /** Queries the backend once (connecting it), e.g. to report its state at start. */
   async probe(): Promise<{ok: true; count: number} | {ok: false; error: BackendError}> {
-    const {outcome} = await this.source.current()
+    const outcome = await this.source.current()
     return outcome.ok ? {ok: true, count: outcome.count} : {ok: false, error: outcome.error}
   }
 
@@ -539,7 +509,7 @@ export class CountServer {
     const parameters = url.searchParams
     const accepted: string[] = Object.values(COUNT_PARAMETERS)
     if ([...parameters.keys()].some((name) => accepted.includes(name))) return this.rangeCount(parameters)
-    const {outcome} = await this.source.current()
+    const outcome = await this.source.current()
     if (outcome.ok) return jsonReply(200, {unique_device_ip_count: outcome.count})
     return jsonReply(503, this.unavailable(outcome.error), {'Retry-After': '1'})
   }
@@ -578,7 +548,7 @@ export class CountServer {
   }
 
   private async healthz(): Promise<Reply> {
-    const {outcome} = await this.source.current()
+    const outcome = await this.source.current()
     const backend = {backend: this.backendName, location: this.backendLocation, exact: this.source.backendExact}
     if (outcome.ok) return jsonReply(200, {status: 'ok', ...backend})
     return jsonReply(503, {status: 'unavailable', ...this.unavailable(outcome.error)}, {'Retry-After': '1'})

@@ -1,4 +1,4 @@
-import {type Admin, type Consumer, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Producer} from 'kafkajs'
+import {type Admin, type Consumer, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Producer, type RetryOptions} from 'kafkajs'
 
 /** The Kafka client: settings, broker addresses, and the errors of reaching a cluster. */
 
@@ -11,6 +11,8 @@ export interface KafkaSettings {
   logLevel?: string
   /** Initial connection timeout per broker. */
   connectionTimeoutMs?: number
+  /** How the client retries reaching the cluster (connections, metadata). Default: kafkajs's, about 10 s. */
+  retry?: RetryOptions
 }
 
 export class KafkaSettingsError extends Error {
@@ -84,6 +86,7 @@ export function createKafka(settings: KafkaSettings): Kafka {
     clientId: settings.clientId ?? 'ipc',
     brokers: [...settings.brokers],
     connectionTimeout: settings.connectionTimeoutMs ?? 3000,
+    retry: settings.retry,
     logLevel: level,
     logCreator: () => (entry: LogEntry) => {
       const {message, error} = entry.log as {message: string; error?: string}

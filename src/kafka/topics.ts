@@ -63,6 +63,7 @@ export async function createTopic(kafka: Pick<Kafka, 'admin'>, spec: NewTopic): 
     const created = await admin.createTopics({
       topics: [{topic: spec.topic, numPartitions: spec.partitions, replicationFactor: spec.replication ?? -1}],
       timeout: timeoutMs,
+      waitForLeaders: false,
     })
     if (!created) throw new TopicExistsError(`topic "${spec.topic}" exists already`)
     const deadline = Date.now() + timeoutMs

@@ -1,12 +1,14 @@
-import type {Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Message} from 'kafkajs'
+import type {Consumer, EachBatchPayload, Kafka, Message} from 'kafkajs'
 import {BackendError, type CountBackend, type DeviceEvent} from '../backends/backend.js'
 import {formatDuration} from '../util/duration.js'
 import {INVALID_REASONS, type InvalidReason, parseEvent} from '../events/event.js'
 import {errorLine} from '../util/errors.js'
-import {CheckedProducer} from '../kafka/checked-producer.js'
 import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
-import {RateLimitedLog} from './rate-limited-log.js'
 import {settleWithin} from '../util/async.js'
+import {DeadLetterSink, deadLetter} from './dead-letter-sink.js'
+import {IdleTracker} from './idle-tracker.js'
+import {OffsetCommitter} from './offset-committer.js'
+import {RateLimitedLog} from './rate-limited-log.js'
 
 export interface ConsumeOptions {
   kafka: Kafka
@@ -71,14 +73,11 @@ export class ConsumeError extends Error {
   override name = 'ConsumeError'
 }
 
-const DLQ_HEADER_PREFIX = 'ipc.error.'
-
 /**
- * Kafka consumer group → validate → parse timestamp → count backend.
- *
- * A partition's offset is committed only after the backend reported durable every event up to it:
- * each batch's commit waits for the backend receipt of that batch and for the partition's previous
- * commit, so commits advance in order even when a buffering backend writes much later.
+ * Kafka consumer group → validate → parse timestamp → count backend. Ties together the parts:
+ * {@link parseEvent} validates, the backend stores, the {@link OffsetCommitter} commits a
+ * partition's offset only after the backend reported durable every event up to it, the
+ * {@link IdleTracker} decides `--until-idle`, and the {@link DeadLetterSink} keeps invalid messages.
  *
  * While the backend is down its writes are retried (by the backend) and `add()` holds the batch
  * once the backend's buffer is full. kafkajs fetches the next batch only after the current one
@@ -88,13 +87,10 @@ const DLQ_HEADER_PREFIX = 'ipc.error.'
 export class ConsumePipeline {
   readonly stats: ConsumeStats
   private consumer?: Consumer
-  private producer?: CheckedProducer
-  private readonly commitChains = new Map<number, Promise<void>>()
-  /** Durable offsets not yet sent, by partition: the latest wins. */
-  private readonly committable = new Map<number, {topic: string; partition: number; offset: string}>()
-  private committing?: Promise<void>
+  private deadLetters?: DeadLetterSink
+  private readonly committer: OffsetCommitter
+  private readonly idle = new IdleTracker()
   private readonly invalidLog: RateLimitedLog
-  private inFlightBatches = 0
   private inFlightDrained?: () => void
   private stopReason?: StopReason
   private failure?: Error
@@ -102,9 +98,6 @@ export class ConsumePipeline {
   private readonly stopSignal: Promise<void>
   private readonly heartbeatIntervalMs: number
   private backendFailingSince?: number
-  /** Start of the current stretch of answered fetches without messages (for --until-idle). */
-  private idleSince?: number
-  private lastFetchAt = 0
 
   constructor(private readonly options: ConsumeOptions) {
     this.stats = {
@@ -120,13 +113,24 @@ export class ConsumePipeline {
     this.invalidLog = new RateLimitedLog(options.log)
     this.stopSignal = new Promise((resolve) => (this.stopRequested = resolve))
     this.heartbeatIntervalMs = Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10))
+    this.committer = new OffsetCommitter(async (offsets) => {
+      if (!this.consumer) throw new ConsumeError('no consumer to commit with')
+      await this.consumer.commitOffsets(offsets)
+    })
+    this.committer.on('committed', (offsets) => {
+      for (const {partition, offset} of offsets) this.stats.committed[partition] = offset
+    })
+    this.committer.on('commit-failed', (error, offsets) => {
+      // A partition may have moved to another member in a rebalance: its new owner re-reads
+      // from the last commit, which at worst counts a device again (harmless for a distinct count).
+      const where = offsets.map(({topic, partition, offset}) => `${topic}[${partition}]@${offset}`).join(', ')
+      this.options.log(`commit of ${where} failed: ${error.message}`)
+    })
+    this.committer.on('durable-failed', (error, topic, partition) => this.fail(this.batchFailure(topic, partition, error)))
   }
 
-  /**
-   * Reports one failed backend write attempt (wire the backend's `onError` here): logs it, and
-   * once per outage what the consumer does meanwhile.
-   */
-  backendWriteFailed(error: Error): void {
+  /** Logs a failed backend write attempt, and once per outage what the consumer does meanwhile. */
+  private backendWriteFailed(error: Error): void {
     this.stats.backendErrors++
     const {backend, log} = this.options
     if (this.backendFailingSince === undefined) {
@@ -138,9 +142,8 @@ export class ConsumePipeline {
     log(`${backend.name}: ${errorLine(error)}`)
   }
 
-  private backendWriteSucceeded(): void {
-    if (this.backendFailingSince === undefined) return
-    this.options.log(`${this.options.backend.name}: writing again after ${formatDuration(Date.now() - this.backendFailingSince)} of failures; catching up`)
+  private backendWriteRecovered(failedForMs: number): void {
+    this.options.log(`${this.options.backend.name}: writing again after ${formatDuration(failedForMs)} of failures; catching up`)
     this.backendFailingSince = undefined
   }
 
@@ -157,12 +160,15 @@ export class ConsumePipeline {
 
   private fail(error: Error): void {
     this.failure ??= error
+    this.committer.halt()
     this.stop('error')
   }
 
   /** Runs until stopped; resolves with the summary, rejects with ConsumeError on an unrecoverable fault. */
   async run(): Promise<ConsumeSummary> {
     const {kafka, topic, groupId, options} = {...this.options, options: this.options}
+    options.backend.on('write-failed', (error) => this.backendWriteFailed(error))
+    options.backend.on('write-recovered', (failedForMs) => this.backendWriteRecovered(failedForMs))
     await options.backend.connect()
     const consumer = kafka.consumer({
       groupId,
@@ -174,30 +180,21 @@ export class ConsumePipeline {
     })
     this.consumer = consumer
     if (options.dlqTopic) {
-      this.producer = new CheckedProducer(kafka, {allowAutoTopicCreation: true, idempotent: false})
-      await this.producer.connect()
+      this.deadLetters = new DeadLetterSink(kafka, options.dlqTopic)
+      await this.deadLetters.connect()
     }
     consumer.on(consumer.events.GROUP_JOIN, () => {
       this.stats.joinedAt = Date.now()
-      this.idleSince = this.stats.joinedAt
+      this.idle.joined(this.stats.joinedAt)
     })
-    consumer.on(consumer.events.REBALANCING, () => {
-      // A member between generations holds no partitions: that is not idleness, so --until-idle
-      // counts again only from the next join.
-      this.idleSince = undefined
-    })
-    consumer.on(consumer.events.FETCH, () => {
-      const now = Date.now()
-      // After a gap without answers (broker unreachable, client restarting) idle time starts anew.
-      if (now - this.lastFetchAt > FETCH_GAP_MS && this.idleSince !== undefined) this.idleSince = now
-      this.lastFetchAt = now
-    })
+    consumer.on(consumer.events.REBALANCING, () => this.idle.leftGeneration())
+    consumer.on(consumer.events.FETCH, () => this.idle.fetched(Date.now()))
     consumer.on(consumer.events.CRASH, (event) => {
       const {error, restart} = event.payload as {error: Error; restart: boolean}
       if (restart) {
-        // A client restarting (after kafkajs ran out of retries, e.g. while a dead node's partitions
-        // move) holds no partitions until it has joined again: not idleness.
-        this.idleSince = undefined
+        // A restarting client (kafkajs ran out of retries, e.g. while a dead node's partitions
+        // move) holds no partitions until it has joined again.
+        this.idle.leftGeneration()
         options.log(`consumer restarting after error: ${error.message}`)
       } else this.fail(new ConsumeError(`consumer crashed: ${error.message}`, {cause: error}))
     })
@@ -230,9 +227,7 @@ export class ConsumePipeline {
       timers.push(
         setInterval(
           () => {
-            const now = Date.now()
-            if (this.idleSince === undefined || this.inFlightBatches > 0 || now - this.lastFetchAt > FETCH_GAP_MS) return
-            if (now - this.idleSince >= untilIdleMs) this.stop('idle')
+            if (this.idle.idleFor(untilIdleMs, Date.now())) this.stop('idle')
           },
           Math.min(250, Math.max(10, untilIdleMs / 4)),
         ),
@@ -264,7 +259,7 @@ export class ConsumePipeline {
 
   private async handleBatch({batch, resolveOffset, heartbeat, isRunning, isStale}: EachBatchPayload): Promise<void> {
     if (this.stopping) return
-    this.inFlightBatches++
+    this.idle.batchStarted()
     // A batch can wait long for the backend (back-pressure, retries): keep the membership alive.
     let heartbeatError: unknown
     let pendingHeartbeat: Promise<void> | undefined
@@ -278,7 +273,7 @@ export class ConsumePipeline {
     try {
       const events: DeviceEvent[] = []
       const deadLetters: Message[] = []
-      const {maxMessages, dlqTopic} = this.options
+      const {maxMessages} = this.options
       let lastOffset: string | undefined
       // isStale() (a seek is pending) costs a JSON.stringify per call: ask once per batch.
       if (isStale()) return
@@ -297,7 +292,7 @@ export class ConsumePipeline {
             `invalid ${result.reason}`,
             `invalid event (${result.reason}) at ${batch.topic}[${batch.partition}]@${message.offset}: ${result.detail}`,
           )
-          if (dlqTopic) deadLetters.push(deadLetter(message, batch.topic, batch.partition, result.reason, result.detail))
+          if (this.deadLetters) deadLetters.push(deadLetter(message, batch.topic, batch.partition, result.reason, result.detail))
         }
         lastOffset = message.offset
       }
@@ -306,24 +301,21 @@ export class ConsumePipeline {
       this.stats.firstMessageAt ??= now
       this.stats.lastMessageAt = now
 
-      if (deadLetters.length > 0 && this.producer && dlqTopic) {
-        await this.producer.send({topic: dlqTopic, messages: deadLetters, acks: -1})
+      if (deadLetters.length > 0 && this.deadLetters) {
+        await this.deadLetters.send(deadLetters)
         this.stats.deadLettered += deadLetters.length
       }
       const receipt = await this.options.backend.add(events)
       resolveOffset(lastOffset)
-      const durable = events.length === 0 ? receipt.durable : receipt.durable.then(() => this.backendWriteSucceeded())
-      this.chainCommit(batch.topic, batch.partition, (BigInt(lastOffset) + 1n).toString(), durable)
+      this.committer.add(batch.topic, batch.partition, (BigInt(lastOffset) + 1n).toString(), receipt.durable)
       if (maxMessages !== undefined && this.stats.processed >= maxMessages) this.stop('max-messages')
     } catch (error) {
       this.fail(this.batchFailure(batch.topic, batch.partition, error))
       return
     } finally {
       clearInterval(keepAlive)
-      // The batch may have waited long for the backend: idle time counts from its end.
-      if (this.idleSince !== undefined) this.idleSince = Date.now()
-      this.inFlightBatches--
-      if (this.inFlightBatches === 0) this.inFlightDrained?.()
+      this.idle.batchEnded(Date.now())
+      if (this.idle.inWork === 0) this.inFlightDrained?.()
     }
     await pendingHeartbeat
     if (this.stopping) return
@@ -343,52 +335,6 @@ export class ConsumePipeline {
     return new ConsumeError(`processing ${topic}[${partition}] failed: ${errorLine(error)}`, {cause: error})
   }
 
-  /**
-   * Queues the commit of `offset` for when `durable` resolved and every earlier batch of the
-   * partition was committable. Commits are coalesced: one OffsetCommit request at a time carries the
-   * latest durable offset of every partition, so a stream of small batches does not cost a broker
-   * round trip each (as Kafka Connect commits periodically rather than per record).
-   */
-  private chainCommit(topic: string, partition: number, offset: string, durable: Promise<void>): void {
-    const previous = this.commitChains.get(partition) ?? Promise.resolve()
-    const next = Promise.all([previous, durable]).then(
-      () => {
-        if (this.failure) return
-        this.committable.set(partition, {topic, partition, offset})
-        this.commitCoalesced()
-      },
-      (error: unknown) => this.fail(this.batchFailure(topic, partition, error)),
-    )
-    this.commitChains.set(partition, next)
-  }
-
-  /** Sends one commit with every committable offset unless one is in flight; repeats while more arrive. */
-  private commitCoalesced(): void {
-    if (this.committing || this.committable.size === 0) return
-    const offsets = [...this.committable.values()]
-    this.committable.clear()
-    this.committing = (async () => {
-      try {
-        await this.consumer?.commitOffsets(offsets)
-        for (const {partition, offset} of offsets) this.stats.committed[partition] = offset
-      } catch (error) {
-        // A partition may have moved to another member in a rebalance: its new owner re-reads
-        // from the last commit, which at worst counts a device again (harmless for a distinct count).
-        const where = offsets.map(({topic, partition, offset}) => `${topic}[${partition}]@${offset}`).join(', ')
-        this.options.log(`commit of ${where} failed: ${(error as Error).message}`)
-      } finally {
-        this.committing = undefined
-      }
-      if (!this.failure) this.commitCoalesced()
-    })()
-  }
-
-  /** Resolves once every chained commit has been sent (or the consumer failed). */
-  private async commitsSettled(): Promise<void> {
-    await Promise.all(this.commitChains.values())
-    while (this.committing) await this.committing
-  }
-
   private async shutDown(consumer: Consumer): Promise<ConsumeSummary> {
     const reason = this.stopReason ?? 'signal'
     try {
@@ -397,19 +343,19 @@ export class ConsumePipeline {
       // not running yet: nothing to pause
     }
     // A batch waiting for the backend ends when the backend takes it or gives up (maxRetryTimeMs).
-    if (this.inFlightBatches > 0) await new Promise<void>((resolve) => (this.inFlightDrained = resolve))
+    if (this.idle.inWork > 0) await new Promise<void>((resolve) => (this.inFlightDrained = resolve))
     if (!this.failure) {
       try {
         // Without maxRetryTimeMs a backend that stays down keeps this waiting (a second signal exits).
         await this.options.backend.flush()
-        await this.commitsSettled()
+        await this.committer.settled()
       } catch (error) {
         this.failure = new ConsumeError(`final flush failed, offsets of the unwritten events left uncommitted: ${errorLine(error)}`, {cause: error})
       }
     }
     this.invalidLog.flush()
     await consumer.disconnect().catch((error: Error) => this.options.log(`disconnect: ${error.message}`))
-    await this.producer?.disconnect().catch(() => undefined)
+    await this.deadLetters?.disconnect().catch(() => undefined)
     if (this.failure) {
       // Exiting with the failure: closing is best effort, bounded, and a buffering backend that
       // failed has nothing durable to add.
@@ -433,26 +379,5 @@ export class ConsumePipeline {
   }
 }
 
-/**
- * Fetches are answered at least every maxWaitTimeInMs (500 ms) plus the broker's round trip; a
- * longer silence means the broker is unreachable, which --until-idle does not count as idle.
- */
-const FETCH_GAP_MS = 5000
-
 /** How long closing the backend may take when the consumer already stops with a failure. */
 const CLOSE_AFTER_FAILURE_MS = 5000
-
-function deadLetter(message: KafkaMessage, topic: string, partition: number, reason: string, detail: string): Message {
-  return {
-    key: message.key,
-    value: message.value,
-    headers: {
-      ...(message.headers as IHeaders | undefined),
-      [`${DLQ_HEADER_PREFIX}reason`]: reason,
-      [`${DLQ_HEADER_PREFIX}detail`]: detail,
-      [`${DLQ_HEADER_PREFIX}topic`]: topic,
-      [`${DLQ_HEADER_PREFIX}partition`]: String(partition),
-      [`${DLQ_HEADER_PREFIX}offset`]: message.offset,
-    },
-  }
-}

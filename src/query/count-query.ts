@@ -73,10 +73,9 @@ export function parseTimeBound(text: string, nowMs: number, flag = '--since'): n
   if (value === 'now') return nowMs
   const relative = RELATIVE.exec(value)
   if (relative) {
-    const [, amount, unit] = relative
     let ms: number
     try {
-      ms = unit === 'w' ? parseDuration(`${amount}d`) * 7 : parseDuration(value)
+      ms = parseDuration(value)
     } catch (error) {
       if (error instanceof DurationError) throw new CountQueryError(`invalid ${flag} "${text}": ${error.message}`)
       throw error

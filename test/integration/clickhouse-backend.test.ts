@@ -1,7 +1,9 @@
 import {type ClickHouseClient, createClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
-import {ClickHouseBackend, createTableSql, escapeTsv, formatDateTime64, supportsDateTime64, toTsvRow} from '../../src/backends/clickhouse/clickhouse-backend.js'
+import {ClickHouseBackend, supportsDateTime64} from '../../src/backends/clickhouse/clickhouse-backend.js'
+import {createTableSql, formatDateTime64} from '../../src/backends/clickhouse/schema.js'
+import {escapeTsv, toTsvRow} from '../../src/backends/clickhouse/tsv-batch.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/backends/identifiers.js'
 import {waitFor} from '../support/cli.js'
@@ -250,7 +252,8 @@ describe('ClickHouseBackend (real ClickHouse)', () => {
 
     it('keeps the failed batch, retries it with backoff, holds back add() when both buffers are full, and writes everything once back', async () => {
       const failures: BackendError[] = []
-      const clickhouse = backend({clickhouseUrl: linkedUrl(), batchSize: 20, flushIntervalMs: 600_000, onError: (error) => failures.push(error)})
+      const clickhouse = backend({clickhouseUrl: linkedUrl(), batchSize: 20, flushIntervalMs: 600_000})
+      clickhouse.on('write-failed', (error) => failures.push(error))
       await clickhouse.connect()
       link.cut()
       const first = await clickhouse.add(events(0, 20)) // full: its insert starts and fails

@@ -163,7 +163,8 @@ describe('RedisBackend (real Redis)', () => {
 
     it('retries add() with backoff, reporting each failure, and completes once Redis is back', async () => {
       const failures: BackendError[] = []
-      const redis = backend({redisUrl: linkedUrl(), onError: (error) => failures.push(error)})
+      const redis = backend({redisUrl: linkedUrl()})
+      redis.on('write-failed', (error) => failures.push(error))
       await redis.connect()
       await (
         await redis.add(events(0, 10))
@@ -194,7 +195,8 @@ describe('RedisBackend (real Redis)', () => {
 
     it('close() stops the retries: the unwritten receipt and close() reject', async () => {
       const failures: BackendError[] = []
-      const redis = backend({redisUrl: linkedUrl(), onError: (error) => failures.push(error)})
+      const redis = backend({redisUrl: linkedUrl()})
+      redis.on('write-failed', (error) => failures.push(error))
       await redis.connect()
       link.cut()
       const receipt = await redis.add(events(0, 5))

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {createClient} from 'redis'
-import {RedisBackend, RedisKeys, SCRIPT_MAX_DEVICES} from '../../src/backends/redis/redis-backend.js'
+import {RedisBackend, SCRIPT_MAX_DEVICES} from '../../src/backends/redis/redis-backend.js'
+import {RedisKeys} from '../../src/backends/redis/keys.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {HOUR_MS, bucketStart} from '../../src/query/count-query.js'
 import {runIpc} from '../support/cli.js'

@@ -36,7 +36,7 @@ class ControlledSink {
 }
 
 function writer(sink: ControlledSink, overrides: Partial<BatchWriterOptions<number, NumberBatch>> = {}): BatchWriter<number, NumberBatch> {
-  return new BatchWriter<number, NumberBatch>({
+  const batches = new BatchWriter<number, NumberBatch>({
     batchSize: 10,
     flushIntervalMs: 0,
     newBatch: () => new NumberBatch(),
@@ -45,13 +45,23 @@ function writer(sink: ControlledSink, overrides: Partial<BatchWriterOptions<numb
     isRetryable: () => true,
     describe: (batch) => `writing ${batch.size} items`,
     failure: (action, error) => new BackendError(`${action}: ${(error as Error).message}`, 'test', 'test://'),
-    onError: (error) => sink.errors.push(error),
     closedError: () => new BackendError('closed', 'test', 'test://'),
     ...overrides,
   })
+  batches.on('write-failed', (error) => sink.errors.push(error))
+  return batches
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+/** Ticks until `condition` holds; fails after `maxMs` instead of hanging until mocha's timeout. */
+async function until(what: string, condition: () => boolean, maxMs = 2000): Promise<void> {
+  const deadline = Date.now() + maxMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${maxMs} ms waiting for ${what}`)
+    await tick()
+  }
+}
 
 describe('BatchWriter', () => {
   it('with no flush interval, writes at once when idle and combines what arrives during a write into the next', async () => {
@@ -125,17 +135,26 @@ describe('BatchWriter', () => {
     expect(sink.written).to.deep.equal([[1, 2, 3], [4]])
   })
 
-  it('retries a failed write, reporting each failure, and keeps its items', async () => {
+  it('retries a failed write, reporting each failure and the recovery as events, and keeps its items', async () => {
     const sink = new ControlledSink()
     sink.autoComplete = true
     sink.failing = new Error('connection refused')
     const batches = writer(sink)
+    const recovered: number[] = []
+    batches.on('write-recovered', (failedForMs) => recovered.push(failedForMs))
     const receipt = await batches.add([1, 2])
-    while (sink.errors.length < 2) await tick()
+    await until('two failed attempts', () => sink.errors.length >= 2)
     expect(sink.errors[0].message).to.include('writing 2 items (retrying in 5 ms): connection refused')
+    expect(recovered, 'no recovery while failing').to.deep.equal([])
     sink.failing = undefined
     await receipt.durable
     expect(sink.written).to.deep.equal([[1, 2]])
+    expect(recovered, 'one write-recovered event after the failures').to.have.lengthOf(1)
+    expect(recovered[0]).to.be.at.least(5)
+    await (
+      await batches.add([3])
+    ).durable
+    expect(recovered, 'none for a write that did not fail').to.have.lengthOf(1)
   })
 
   it('gives up after maxRetryTimeMs: receipts in flight and buffered reject without further calls, later calls reject', async () => {
@@ -166,7 +185,7 @@ describe('BatchWriter', () => {
     sink.failing = new Error('connection refused')
     const batches = writer(sink)
     const receipt = await batches.add([1])
-    while (sink.errors.length < 1) await tick()
+    await until('a failed attempt', () => sink.errors.length >= 1)
     const closing = await batches.close({retry: false}).catch((error: unknown) => error)
     expect(closing).to.be.instanceOf(BackendError).with.property('message').that.includes('closed')
     expect(await receipt.durable.catch((error: unknown) => error)).to.equal(closing)

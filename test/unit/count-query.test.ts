@@ -18,7 +18,7 @@ import {
   splitAtWholeHours,
   validateQuery,
 } from '../../src/query/count-query.js'
-import {countSeriesSql, countUniqueSql, planRange, rawRangeConditions} from '../../src/backends/clickhouse/clickhouse-backend.js'
+import {countSeriesSql, countUniqueSql, planRange, rawRangeConditions} from '../../src/backends/clickhouse/queries.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
 
 const NOW = Date.UTC(2024, 8, 18, 14, 30, 15, 250)

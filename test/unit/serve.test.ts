@@ -1,8 +1,9 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
 import http from 'node:http'
+import {EventEmitter} from 'node:events'
 import net from 'node:net'
-import {BackendError, type AddReceipt, type CountBackend} from '../../src/backends/backend.js'
+import {BackendError, type AddReceipt, type BackendEvents, type CountBackend} from '../../src/backends/backend.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
 import {MetricError, MetricsRegistry} from '../../src/http/metrics.js'
 import {BackendTimeoutError, CountServer, createCountServer, ListenError, type CountServerOptions} from '../../src/http/count-server.js'
@@ -67,12 +68,14 @@ class Script {
 }
 
 /** A CountBackend that does what its script says: answers, rejects, throws, hangs or waits. */
-class ScriptedBackend implements CountBackend {
+class ScriptedBackend extends EventEmitter<BackendEvents> implements CountBackend {
   readonly name = 'scripted'
   readonly exact = true
   readonly location = 'scripted://127.0.0.1:1'
 
-  constructor(private readonly script: Script) {}
+  constructor(private readonly script: Script) {
+    super()
+  }
 
   connect(): Promise<void> {
     this.script.connectCalls++

@@ -1,18 +1,9 @@
 import {Readable} from 'node:stream'
 import {type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient} from '@clickhouse/client'
-import {
-  BUCKET_MS,
-  bucketCeil,
-  bucketStart,
-  type BoundedCountQuery,
-  type BucketSize,
-  type CountQuery,
-  denseSeries,
-  type SeriesPoint,
-  validateQuery,
-} from '../../query/count-query.js'
+import {type BoundedCountQuery, type BucketSize, type CountQuery, denseSeries, type SeriesPoint, validateQuery} from '../../query/count-query.js'
 import {quoteSqlIdentifier, validateSqlIdentifier} from '../identifiers.js'
 import {errorReason} from '../../util/errors.js'
+import {EventEmitter} from 'node:events'
 import {
   type AddReceipt,
   BackendError,
@@ -21,9 +12,14 @@ import {
   type RangeCountBackend,
   type RetryPolicy,
   urlWithoutCredentials,
+  type BackendEvents,
+  relayBackendEvents,
 } from '../backend.js'
-import {BatchWriter, type WriteBatch} from '../batch-writer.js'
+import {BatchWriter} from '../batch-writer.js'
 import type {ClickHouseOptions, ClusterDdlMode} from './options.js'
+import {backfillRollupsSql, createSchemaSql, schemaTables, type TimestampLayout} from './schema.js'
+import {countSeriesSql, countUniqueSql, type QueryTables} from './queries.js'
+import {TsvBatch} from './tsv-batch.js'
 
 export const DEFAULT_BATCH_SIZE = 10_000
 export const DEFAULT_FLUSH_INTERVAL_MS = 30_000
@@ -32,16 +28,6 @@ export const DEFAULT_TABLE = 'events'
 export const READ_EVENTS_LIMIT = 10_000
 /** Filling the rollups from an existing events table (once, after upgrading) may take this long. */
 export const BACKFILL_TIMEOUT_MS = 3_600_000
-
-/**
- * How the event time is stored.
- * - `datetime64`: `timestamp DateTime64(3, 'UTC')` — servers from 20.1 on.
- * - `epoch-ms`: `timestamp_ms Int64` (epoch milliseconds, the exact value) plus
- *   `timestamp DateTime('UTC') MATERIALIZED` from it (whole seconds, for partitioning and readable
- *   queries) — older servers such as 18.16, which have no DateTime64.
- * An existing table keeps the layout it was created with, whatever the server version now.
- */
-export type TimestampLayout = 'datetime64' | 'epoch-ms'
 
 /**
  * Server error codes that retrying cannot fix: missing column/table/database, read-only or unknown
@@ -60,302 +46,6 @@ export function supportsDateTime64(version: string): boolean {
 }
 
 /**
- * The CREATE TABLE statement for `table` (already validated and quoted) in the given layout;
- * `onCluster` (already quoted) adds `ON CLUSTER`.
- */
-export function createTableSql(qualifiedTable: string, layout: TimestampLayout, onCluster?: string): string {
-  const timestampColumns =
-    layout === 'datetime64'
-      ? `timestamp DateTime64(3, 'UTC')`
-      : `timestamp_ms Int64,\n  timestamp DateTime('UTC') MATERIALIZED toDateTime(intDiv(timestamp_ms, 1000), 'UTC')`
-  return [
-    `CREATE TABLE IF NOT EXISTS ${qualifiedTable}${onCluster ? ` ON CLUSTER ${onCluster}` : ''} (`,
-    `  ${timestampColumns},`,
-    `  device_ip String,`,
-    `  error_code Int8`,
-    `) ENGINE = MergeTree`,
-    `PARTITION BY toYYYYMM(timestamp)`,
-    `ORDER BY device_ip`,
-  ].join('\n')
-}
-
-/**
- * Table names of one events table and its rollups. Single server: `events`, `events_devices`,
- * `events_hourly`. Cluster: those names are Distributed tables over `events_local`,
- * `events_devices_local`, `events_hourly_local` on every node.
- */
-export interface SchemaTables {
-  /** What inserts and raw queries use (the Distributed table in a cluster). */
-  events: string
-  devices: string
-  hourly: string
-  /** The MergeTree tables holding the data (the same as the above on a single server). */
-  eventsLocal: string
-  devicesLocal: string
-  hourlyLocal: string
-  devicesView: string
-  hourlyView: string
-  /** Exists once the rollups hold every event that was in the events table before they existed. */
-  rollupsReady: string
-}
-
-export function schemaTables(table: string, clustered: boolean): SchemaTables {
-  const local = (name: string) => (clustered ? `${name}_local` : name)
-  return {
-    events: table,
-    devices: `${table}_devices`,
-    hourly: `${table}_hourly`,
-    eventsLocal: local(table),
-    devicesLocal: local(`${table}_devices`),
-    hourlyLocal: local(`${table}_hourly`),
-    devicesView: `${table}_devices_mv`,
-    hourlyView: `${table}_hourly_mv`,
-    rollupsReady: `${table}_rollups_ready`,
-  }
-}
-
-export interface SchemaOptions {
-  database: string
-  table: string
-  layout: TimestampLayout
-  /** Cluster name (remote_servers) for local + Distributed tables. */
-  cluster?: string
-  /** `on-cluster` (default): every statement runs ON CLUSTER; `local`: on the connected server only. */
-  clusterDdl?: ClusterDdlMode
-}
-
-/**
- * Every statement that creates the events table and its rollups, in order (all IF NOT EXISTS):
- * - the events MergeTree (see {@link createTableSql});
- * - `<table>_devices`: ReplacingMergeTree of distinct device IPs, filled by a materialized view: the
- *   all-time count reads this table, whose size follows the number of devices, not of events;
- * - `<table>_hourly`: ReplacingMergeTree of distinct (UTC hour, error code, device IP), ordered by
- *   hour, filled by a materialized view: range and error-code counts read only the hours they need.
- * Duplicates (before background merges, or from retried inserts) are harmless: every count is
- * `uniqExact`. With a cluster the MergeTree tables are `*_local` on every node and the plain names
- * are Distributed tables over them, sharded by device IP.
- * Names are validated here; the result is safe to run as is.
- */
-export function createSchemaSql(options: SchemaOptions): string[] {
-  const database = quoteSqlIdentifier(options.database, 'ClickHouse database name')
-  const tables = schemaTables(validateSqlIdentifier(options.table, 'ClickHouse table name'), options.cluster !== undefined)
-  const q = (name: string) => `${database}.${quoteSqlIdentifier(name, 'ClickHouse table name')}`
-  const cluster = options.cluster === undefined ? undefined : quoteSqlIdentifier(options.cluster, 'ClickHouse cluster name')
-  const onCluster = cluster && (options.clusterDdl ?? 'on-cluster') === 'on-cluster' ? ` ON CLUSTER ${cluster}` : ''
-  const statements = [
-    `CREATE DATABASE IF NOT EXISTS ${database}${onCluster}`,
-    createTableSql(q(tables.eventsLocal), options.layout, onCluster ? cluster : undefined),
-    [`CREATE TABLE IF NOT EXISTS ${q(tables.devicesLocal)}${onCluster} (`, `  device_ip String`, `) ENGINE = ReplacingMergeTree`, `ORDER BY device_ip`].join(
-      '\n',
-    ),
-    [
-      `CREATE TABLE IF NOT EXISTS ${q(tables.hourlyLocal)}${onCluster} (`,
-      `  hour DateTime('UTC'),`,
-      `  error_code Int8,`,
-      `  device_ip String`,
-      `) ENGINE = ReplacingMergeTree`,
-      `PARTITION BY toYYYYMM(hour)`,
-      `ORDER BY (hour, error_code, device_ip)`,
-    ].join('\n'),
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(tables.devicesView)}${onCluster} TO ${q(tables.devicesLocal)} AS\n` +
-      `SELECT DISTINCT device_ip FROM ${q(tables.eventsLocal)}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(tables.hourlyView)}${onCluster} TO ${q(tables.hourlyLocal)} AS\n` +
-      `SELECT DISTINCT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.eventsLocal)}`,
-  ]
-  if (options.cluster !== undefined) {
-    const engine = (local: string) =>
-      `ENGINE = Distributed(${sqlString(options.cluster as string)}, ${sqlString(options.database)}, ${sqlString(local)}, cityHash64(device_ip))`
-    const distributed = (name: string, local: string) => `CREATE TABLE IF NOT EXISTS ${q(name)}${onCluster} AS ${q(local)}\n${engine(local)}`
-    // Old servers (epoch-ms layout) forward a MATERIALIZED column in Distributed inserts, which the
-    // local table then refuses: there `timestamp` is an ALIAS of the same expression instead.
-    const distributedEvents =
-      options.layout === 'epoch-ms'
-        ? [
-            `CREATE TABLE IF NOT EXISTS ${q(tables.events)}${onCluster} (`,
-            `  timestamp_ms Int64,`,
-            `  timestamp DateTime('UTC') ALIAS toDateTime(intDiv(timestamp_ms, 1000), 'UTC'),`,
-            `  device_ip String,`,
-            `  error_code Int8`,
-            `) ${engine(tables.eventsLocal)}`,
-          ].join('\n')
-        : distributed(tables.events, tables.eventsLocal)
-    statements.push(distributedEvents, distributed(tables.devices, tables.devicesLocal), distributed(tables.hourly, tables.hourlyLocal))
-  }
-  return statements
-}
-
-/**
- * Statements that fill the rollups from events stored before the rollups existed, then mark them
- * complete (single server; run after the materialized views exist, so no event is missed — events
- * both copied and seen by a view are duplicates, which the counts ignore).
- */
-export function backfillRollupsSql(database: string, table: string): string[] {
-  const tables = schemaTables(table, false)
-  const q = (name: string) => `${quoteSqlIdentifier(database, 'ClickHouse database name')}.${quoteSqlIdentifier(name, 'ClickHouse table name')}`
-  return [
-    `INSERT INTO ${q(tables.devices)} (device_ip) SELECT device_ip FROM ${q(tables.events)}`,
-    `INSERT INTO ${q(tables.hourly)} (hour, error_code, device_ip) SELECT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.events)}`,
-    `CREATE TABLE IF NOT EXISTS ${q(tables.rollupsReady)} (created_at DateTime DEFAULT now()) ENGINE = TinyLog`,
-  ]
-}
-
-/** UTC hour of an event, in both layouts (`timestamp` is DateTime or DateTime64). */
-const HOUR_OF_EVENT = 'toStartOfHour(timestamp)'
-
-/** The rollup's `hour` is a DateTime: seconds 0 to 2^32 - 1. Hours outside are counted from the raw events. */
-const ROLLUP_MIN_MS = 0
-const ROLLUP_END_MS = bucketStart(2 ** 32 * 1000, 'hour')
-/** DateTime64 holds 1900-01-01 to 2299-12-31 on the servers that have it. */
-const DATETIME64_MIN_MS = Date.UTC(1900, 0, 1)
-const DATETIME64_END_MS = Date.UTC(2300, 0, 1)
-
-/** Where the parts of a range are counted from: whole hours from the rollup, the rest from the events. */
-export interface RangePlan {
-  rollupHours?: {sinceMs: number; untilMs: number}
-  /** Raw event ranges; undefined bounds are open. */
-  raw: Array<{sinceMs?: number; untilMs?: number}>
-}
-
-/** Splits a range into whole UTC hours the hourly rollup can answer and the parts left for the events table. */
-export function planRange(sinceMs: number | undefined, untilMs: number | undefined, useRollups: boolean): RangePlan {
-  if (!useRollups) return {raw: [{sinceMs, untilMs}]}
-  const first = Math.max(sinceMs === undefined ? ROLLUP_MIN_MS : bucketCeil(sinceMs, 'hour'), ROLLUP_MIN_MS)
-  const end = Math.min(untilMs === undefined ? ROLLUP_END_MS : bucketStart(untilMs, 'hour'), ROLLUP_END_MS)
-  if (first >= end) return {raw: [{sinceMs, untilMs}]}
-  const raw: RangePlan['raw'] = []
-  if (sinceMs === undefined || sinceMs < first) raw.push({sinceMs, untilMs: first})
-  if (untilMs === undefined || end < untilMs) raw.push({sinceMs: end, untilMs})
-  return {rollupHours: {sinceMs: first, untilMs: end}, raw}
-}
-
-/** Qualified, quoted names the count queries read. */
-export interface QueryTables {
-  events: string
-  devices: string
-  hourly: string
-}
-
-function errorCodeCondition(codes: readonly number[]): string[] {
-  return codes.length === 0 ? [] : [`error_code IN (${codes.map((code) => String(Math.trunc(code))).join(', ')})`]
-}
-
-/** WHERE conditions selecting raw events in [sinceMs, untilMs), using the part min/max index where possible. */
-export function rawRangeConditions(layout: TimestampLayout, sinceMs: number | undefined, untilMs: number | undefined): string[] {
-  if (layout === 'datetime64') {
-    if ((untilMs !== undefined && untilMs <= DATETIME64_MIN_MS) || (sinceMs !== undefined && sinceMs >= DATETIME64_END_MS)) return ['0']
-    const conditions: string[] = []
-    if (sinceMs !== undefined && sinceMs > DATETIME64_MIN_MS) conditions.push(`timestamp >= toDateTime64('${formatDateTime64(sinceMs)}', 3, 'UTC')`)
-    if (untilMs !== undefined && untilMs < DATETIME64_END_MS) conditions.push(`timestamp < toDateTime64('${formatDateTime64(untilMs)}', 3, 'UTC')`)
-    return conditions
-  }
-  const conditions: string[] = []
-  if (sinceMs !== undefined) conditions.push(`timestamp_ms >= ${sinceMs}`)
-  if (untilMs !== undefined) conditions.push(`timestamp_ms < ${untilMs}`)
-  // The materialized whole-second `timestamp` is in the partition key, so each part keeps its min and
-  // max: conditions on it skip parts outside the range. It is exact only from 1970 to 2106.
-  if (sinceMs !== undefined && sinceMs >= 0 && sinceMs < 2 ** 32 * 1000) {
-    conditions.push(`timestamp >= toDateTime(${Math.floor(sinceMs / 1000)})`)
-    if (untilMs !== undefined && untilMs <= 2 ** 32 * 1000) conditions.push(`timestamp <= toDateTime(${Math.floor((untilMs - 1) / 1000)})`)
-  }
-  return conditions
-}
-
-function where(conditions: readonly string[]): string {
-  return conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`
-}
-
-/** Epoch-ms expression of the raw event time. */
-function rawEventMs(layout: TimestampLayout): string {
-  return layout === 'datetime64' ? 'toUnixTimestamp64Milli(timestamp)' : 'timestamp_ms'
-}
-
-/** The device-IP sources (sub-selects) answering a range query, optionally with a bucket column. */
-function rangeSources(tables: QueryTables, layout: TimestampLayout, query: CountQuery, useRollups: boolean, by?: BucketSize): string[] {
-  const codes = errorCodeCondition(query.errorCodes)
-  const plan = planRange(query.sinceMs, query.untilMs, useRollups)
-  const sources: string[] = []
-  if (plan.rollupHours) {
-    const {sinceMs, untilMs} = plan.rollupHours
-    const bucket = by === undefined ? '' : `toInt64(intDiv(toUInt32(hour), ${BUCKET_MS[by] / 1000}) * ${BUCKET_MS[by]}) AS bucket, `
-    sources.push(
-      `SELECT ${bucket}device_ip FROM ${tables.hourly}` + where([`hour >= toDateTime(${sinceMs / 1000})`, `hour < toDateTime(${untilMs / 1000})`, ...codes]),
-    )
-  }
-  if (plan.raw.length > 0) {
-    const ms = rawEventMs(layout)
-    const size = by === undefined ? 0 : BUCKET_MS[by]
-    // Floor to the bucket also before 1970 (% keeps the sign of the dividend).
-    const bucket = by === undefined ? '' : `toInt64(${ms} - ((${ms} % ${size}) + ${size}) % ${size}) AS bucket, `
-    // Both partial edges in one pass: the events table is ordered by device, so a time range
-    // reads the whole of every partition (month) it touches.
-    const ranges = plan.raw.map((range) => rawRangeConditions(layout, range.sinceMs, range.untilMs))
-    const time = ranges.length === 1 ? ranges[0] : [`(${ranges.map((conditions) => `(${conditions.join(' AND ') || '1'})`).join(' OR ')})`]
-    sources.push(`SELECT ${bucket}device_ip FROM ${tables.events}${where([...time, ...codes])}`)
-  }
-  return sources
-}
-
-/**
- * The query for the distinct devices of `query`: all-time from the devices rollup, error codes alone
- * from the hourly rollup, ranges from the hourly rollup for whole hours plus the events table for the
- * partial hours at the ends (exact to the millisecond). Without rollups everything reads the events.
- */
-export function countUniqueSql(tables: QueryTables, layout: TimestampLayout, query: CountQuery, useRollups: boolean): string {
-  const codes = errorCodeCondition(query.errorCodes)
-  if (query.sinceMs === undefined && query.untilMs === undefined) {
-    if (!useRollups) return `SELECT uniqExact(device_ip) AS count FROM ${tables.events}${where(codes)}`
-    return codes.length === 0
-      ? `SELECT uniqExact(device_ip) AS count FROM ${tables.devices}`
-      : `SELECT uniqExact(device_ip) AS count FROM ${tables.hourly}${where(codes)}`
-  }
-  const sources = rangeSources(tables, layout, query, useRollups)
-  if (sources.length === 1) return sources[0].replace(/^SELECT device_ip FROM/, 'SELECT uniqExact(device_ip) AS count FROM')
-  return `SELECT uniqExact(device_ip) AS count FROM (\n  ${sources.join('\n  UNION ALL\n  ')}\n)`
-}
-
-/** Distinct devices per bucket (epoch-ms `bucket`, only buckets with events) of a bounded query. */
-export function countSeriesSql(tables: QueryTables, layout: TimestampLayout, query: BoundedCountQuery, by: BucketSize, useRollups: boolean): string {
-  const sources = rangeSources(tables, layout, query, useRollups, by)
-  return `SELECT bucket, uniqExact(device_ip) AS count FROM (\n  ${sources.join('\n  UNION ALL\n  ')}\n) GROUP BY bucket ORDER BY bucket`
-}
-
-function sqlString(value: string): string {
-  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
-}
-
-/** Epoch milliseconds → `2021-12-03 16:15:30.123`, the text form DateTime64(3, 'UTC') reads. */
-export function formatDateTime64(timestampMs: number): string {
-  return new Date(timestampMs).toISOString().slice(0, 23).replace('T', ' ')
-}
-
-const TSV_SPECIAL = /[\\\t\n\r]/g
-const TSV_ESCAPES: Record<string, string> = {'\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r'}
-
-/** A string as a TabSeparated field: backslash, tab, line feed and carriage return escaped. */
-export function escapeTsv(value: string): string {
-  return value.replace(TSV_SPECIAL, (special) => TSV_ESCAPES[special])
-}
-
-/** One event as a TabSeparated line, in the order of the insert's columns. */
-export function toTsvRow(event: DeviceEvent, layout: TimestampLayout): string {
-  const timestamp = layout === 'datetime64' ? formatDateTime64(event.timestampMs) : event.timestampMs
-  return `${timestamp}\t${escapeTsv(event.deviceIp)}\t${event.errorCode}\n`
-}
-
-/** A batch of events as TabSeparated text: the cheapest form to build, send and parse. */
-class TsvBatch implements WriteBatch<DeviceEvent> {
-  size = 0
-  text = ''
-  /** The layout is read when events arrive: `add()` connects (and learns it) first. */
-  constructor(private readonly layout: () => TimestampLayout) {}
-
-  append(event: DeviceEvent): void {
-    this.text += toTsvRow(event, this.layout())
-    this.size++
-  }
-}
-
-/**
  * Exact count over an events table in ClickHouse (`uniqExact(device_ip)`), keeping every event.
  *
  * Two rollups filled by materialized views on every insert (see {@link createSchemaSql}) keep counts
@@ -369,14 +59,14 @@ class TsvBatch implements WriteBatch<DeviceEvent> {
  * comes first — also when no further events arrive. One insert is in flight at a time and batches are
  * inserted in order; while one is in flight the next buffer fills, and once that is full too `add()`
  * waits (back-pressure: at most 2 × batchSize rows in memory). A failed insert keeps its rows and is
- * retried with capped exponential backoff, each failure reported through `onError`; when the retries
+ * retried with capped exponential backoff, each failure reported as a `write-failed` event; when the retries
  * give up, the receipts of its events reject.
  *
  * Retries are at-least-once: an insert that timed out on the client may still have been applied, so
  * a retry can store some events twice. Duplicates do not change the distinct count; `rowCount()`
  * may then exceed the number of events consumed.
  */
-export class ClickHouseBackend implements RangeCountBackend {
+export class ClickHouseBackend extends EventEmitter<BackendEvents> implements RangeCountBackend {
   readonly name = 'clickhouse'
   readonly exact = true
   readonly timeResolution = 'exact'
@@ -394,7 +84,6 @@ export class ClickHouseBackend implements RangeCountBackend {
   private readonly queryTables: QueryTables
   private rollupsReady = false
   private readonly retryPolicy: RetryPolicy
-  private readonly onError?: (error: BackendError) => void
   private connecting?: Promise<void>
   private layout?: TimestampLayout
   private insertSettings: Record<string, string> = {}
@@ -402,6 +91,7 @@ export class ClickHouseBackend implements RangeCountBackend {
   private closed?: Promise<void>
 
   constructor(options: ClickHouseOptions) {
+    super()
     const url = parseHttpUrl(options.clickhouseUrl)
     this.location = urlWithoutCredentials(options.clickhouseUrl)
     if (!url) {
@@ -423,7 +113,6 @@ export class ClickHouseBackend implements RangeCountBackend {
     this.batchSize = positiveInteger(options.batchSize ?? DEFAULT_BATCH_SIZE, 'batch size')
     this.flushIntervalMs = positiveInteger(options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS, 'flush interval')
     this.retryPolicy = {...DEFAULT_RETRY_POLICY, maxRetryTimeMs: options.maxRetryTimeMs}
-    this.onError = options.onError
     // Credentials in the URL win over the separate user/password options.
     const username = url.username ? decodeURIComponent(url.username) : options.clickhouseUser
     const password = url.password ? decodeURIComponent(url.password) : options.clickhousePassword
@@ -447,9 +136,9 @@ export class ClickHouseBackend implements RangeCountBackend {
       isRetryable: (error) => !PERMANENT_ERROR_CODES.has(serverErrorCode(error) ?? -1),
       describe: (batch) => `inserting ${batch.size} rows`,
       failure: (action, error) => this.failure(action, error),
-      onError: this.onError,
       closedError: () => new BackendError(`ClickHouse backend at ${this.location} is closed`, this.name, this.location),
     })
+    relayBackendEvents(this.writer, this)
   }
 
   /** Whether counts read the rollups (known after `connect()`; false before). */

@@ -1,5 +1,5 @@
-import {createHash, randomBytes} from 'node:crypto'
 import {createClient, createCluster, ErrorReply} from 'redis'
+import {EventEmitter} from 'node:events'
 import {
   type BoundedCountQuery,
   bucketCeil,
@@ -15,54 +15,30 @@ import {
   validateQuery,
 } from '../../query/count-query.js'
 import {validateRedisKey} from '../identifiers.js'
-import {formatIsoMillis} from '../../events/timestamp.js'
 import {errorReason} from '../../util/errors.js'
-import {type AddReceipt, BackendError, DEFAULT_RETRY_POLICY, type DeviceEvent, type RangeCountBackend, urlWithoutCredentials} from '../backend.js'
+import {
+  type AddReceipt,
+  BackendError,
+  type BackendEvents,
+  DEFAULT_RETRY_POLICY,
+  type DeviceEvent,
+  type RangeCountBackend,
+  relayBackendEvents,
+  urlWithoutCredentials,
+} from '../backend.js'
 import {BatchWriter, type WriteBatch} from '../batch-writer.js'
 import {DEFAULT_REDIS_BUCKET_TTL_MS, type RedisOptions} from './options.js'
+import {type ClusterSeed, parseClusterNodes} from './cluster-nodes.js'
+import {RedisKeys} from './keys.js'
+import {WRITE_SCRIPT, WRITE_SCRIPT_SHA1} from './scripts.js'
 import {settleWithin} from '../../util/async.js'
 
-/** Elements per PFADD call inside the write script (Lua's unpack has a limit of a few thousand). */
-export const PFADD_CHUNK_SIZE = 1000
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 /** Keys per PFCOUNT; a union of more keys is PFMERGEd into a temporary key in chunks of this size. */
 export const PFCOUNT_MAX_KEYS = 1000
 /** A temporary union key disappears after this long even if the process that made it dies. */
 const TEMPORARY_KEY_TTL_SECONDS = 60
 
-/**
- * Writes one batch as a single command. KEYS[1] is the all-time key. ARGV starts with the number of
- * keys that get an expiry, then (key index, epoch seconds) pairs; the rest are groups, one per
- * (UTC hour, error code) of the batch: the indexes of its error-code, hour and hour×code keys (0: the
- * hour is past its TTL, skip it), its device count and its devices. Each device is sent once per
- * group and PFADDed into all four keys here, rather than sent four times (the client's encoding of
- * the arguments is the larger cost of a write). Every key of one base key shares a hash slot, so this
- * also runs on a Redis Cluster.
- */
-export const WRITE_SCRIPT = `
-local at = 2 + 2 * tonumber(ARGV[1])
-while at <= #ARGV do
-  local codeKey = KEYS[tonumber(ARGV[at])]
-  local hourIndex = tonumber(ARGV[at + 1])
-  local hourCodeIndex = tonumber(ARGV[at + 2])
-  local first = at + 4
-  local last = first + tonumber(ARGV[at + 3]) - 1
-  while first <= last do
-    local upto = math.min(first + ${PFADD_CHUNK_SIZE - 1}, last)
-    redis.call('PFADD', KEYS[1], unpack(ARGV, first, upto))
-    redis.call('PFADD', codeKey, unpack(ARGV, first, upto))
-    if hourIndex > 0 then redis.call('PFADD', KEYS[hourIndex], unpack(ARGV, first, upto)) end
-    if hourCodeIndex > 0 then redis.call('PFADD', KEYS[hourCodeIndex], unpack(ARGV, first, upto)) end
-    first = upto + 1
-  end
-  at = last + 1
-end
-for pair = 1, tonumber(ARGV[1]) do
-  redis.call('EXPIREAT', KEYS[tonumber(ARGV[2 * pair])], ARGV[2 * pair + 1])
-end
-return #KEYS
-`
-const WRITE_SCRIPT_SHA1 = createHash('sha1').update(WRITE_SCRIPT).digest('hex')
 /** Devices per script call; a larger batch becomes several calls, pipelined in the same round trip. */
 export const SCRIPT_MAX_DEVICES = 50_000
 
@@ -87,106 +63,6 @@ interface RedisCommands {
   del(keys: string | string[]): Promise<number>
   close(): Promise<void>
   destroy(): void
-}
-
-/** A Redis Cluster node from --redis-cluster. */
-export interface ClusterNode {
-  host: string
-  port: number
-}
-
-/** The parsed --redis-cluster value. */
-export interface ClusterSeed {
-  nodes: ClusterNode[]
-  username?: string
-  password?: string
-  tls: boolean
-}
-
-/**
- * Reads `host:port,host:port` (entries may also be `redis://[user:password@]host:port` or
- * `rediss://...`; credentials and TLS apply to every node). Throws BackendError naming the bad entry.
- */
-export function parseClusterNodes(text: string): ClusterSeed {
-  const seed: ClusterSeed = {nodes: [], tls: false}
-  const entries = text
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter(Boolean)
-  const invalid = (entry: string) =>
-    new BackendError(
-      `invalid Redis Cluster node "${urlWithoutCredentials(entry)}": use host:port (or redis://[user:password@]host:port), comma-separated`,
-      'redis',
-      'redis-cluster',
-    )
-  if (entries.length === 0) throw invalid(text)
-  for (const entry of entries) {
-    let url: URL
-    try {
-      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `redis://${entry}`)
-    } catch {
-      throw invalid(entry)
-    }
-    const port = Number(url.port)
-    if (
-      (url.protocol !== 'redis:' && url.protocol !== 'rediss:') ||
-      !url.hostname ||
-      !url.port ||
-      !(port > 0 && port < 65_536) ||
-      (url.pathname !== '' && url.pathname !== '/')
-    ) {
-      throw invalid(entry)
-    }
-    if (url.protocol === 'rediss:') seed.tls = true
-    if (url.username) seed.username = decodeURIComponent(url.username)
-    if (url.password) seed.password = decodeURIComponent(url.password)
-    seed.nodes.push({host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port})
-  }
-  return seed
-}
-
-/**
- * The prefix of every bucket key: `{key}` when the key has no hash tag of its own, so that the
- * all-time key and every bucket key land in one Redis Cluster hash slot (multi-key PFCOUNT and
- * PFMERGE need that); the key itself when it already has a tag (`{…}`), which the suffixes keep.
- */
-export function bucketKeyPrefix(key: string): string {
-  const open = key.indexOf('{')
-  const close = open === -1 ? -1 : key.indexOf('}', open + 1)
-  return close > open + 1 ? key : `{${key}}`
-}
-
-/** `2024091814` for the UTC hour starting at `hourStartMs`. */
-export function hourLabel(hourStartMs: number): string {
-  const iso = formatIsoMillis(hourStartMs)
-  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}`
-}
-
-/** The key names the backend uses for one base key. */
-export class RedisKeys {
-  readonly prefix: string
-  constructor(readonly allTime: string) {
-    this.prefix = bucketKeyPrefix(allTime)
-  }
-
-  /** Devices with an event in that UTC hour. */
-  hour(hourStartMs: number): string {
-    return `${this.prefix}:h:${hourLabel(hourStartMs)}`
-  }
-
-  /** Devices that ever reported the error code. */
-  errorCode(code: number): string {
-    return `${this.prefix}:e:${code}`
-  }
-
-  /** Devices that reported the error code in that UTC hour. */
-  hourErrorCode(hourStartMs: number, code: number): string {
-    return `${this.prefix}:he:${hourLabel(hourStartMs)}:${code}`
-  }
-
-  temporary(): string {
-    return `${this.prefix}:tmp:${randomBytes(8).toString('hex')}`
-  }
 }
 
 /**
@@ -217,11 +93,11 @@ export class RedisKeys {
  *
  * Connections: node-redis' own reconnect loop is off. A lost connection is re-opened by the next
  * operation; `connect()` and `count()` fail at once with a BackendError, while writes are retried with
- * capped exponential backoff (each failure reported through `onError`) so a consumer pauses while
+ * capped exponential backoff (each failure reported as a `write-failed` event) so a consumer pauses while
  * Redis is down instead of losing events. `close()` writes what is buffered if Redis takes it, and
  * stops retrying a write that is failing (its receipts reject).
  */
-export class RedisBackend implements RangeCountBackend {
+export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCountBackend {
   readonly name = 'redis'
   readonly exact = false
   readonly timeResolution = 'hour'
@@ -240,6 +116,7 @@ export class RedisBackend implements RangeCountBackend {
   private opening?: Promise<RedisCommands>
 
   constructor(options: RedisOptions) {
+    super()
     this.url = options.redisUrl
     this.key = validateRedisKey(options.redisKey)
     this.keys = new RedisKeys(this.key)
@@ -255,9 +132,9 @@ export class RedisBackend implements RangeCountBackend {
       isRetryable: isTransient,
       describe: (batch) => `writing ${batch.size} events`,
       failure: (action, error) => this.failure(action, error),
-      onError: options.onError,
       closedError: () => this.closedError(),
     })
+    relayBackendEvents(this.writer, this)
     const ttl = options.redisBucketTtlMs ?? DEFAULT_REDIS_BUCKET_TTL_MS
     if (!Number.isSafeInteger(ttl) || ttl < 0) throw new RangeError(`invalid Redis bucket TTL ${ttl}: use a duration, or 0 to keep buckets for ever`)
     this.bucketTtlMs = ttl

@@ -1,0 +1,69 @@
+# shellcheck shell=bash
+# ClickHouse for scripts/services (sourced by it): one server ("clickhouse") from Debian's
+# clickhouse-server on 127.0.0.1, configured from scripts/clickhouse/{config,users}.xml. Its data is
+# discarded on every start; remote_servers holds a one-shard cluster of this server alone.
+
+CLICKHOUSE_TEMPLATES=$REPO_DIR/scripts/clickhouse
+CLICKHOUSE_DEV_CLUSTER=ipc_dev
+
+clickhouse_probe() {
+  [ "$(http_get "$CLICKHOUSE_HTTP_PORT" /ping)" = "Ok." ] &&
+    [ "$(http_get "$CLICKHOUSE_HTTP_PORT" '/?query=SELECT%201')" = 1 ]
+}
+
+# A value as a sed replacement (between | delimiters).
+clickhouse_sed_value() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+
+# Writes $STATE_DIR/clickhouse/{config,users}.xml from the templates, their @NAME@ fields filled in.
+write_clickhouse_config() {
+  local dir=$STATE_DIR/clickhouse file
+  mkdir -p "$dir/data/tmp" "$dir/data/user_files" "$dir/data/format_schemas" "$LOG_DIR/clickhouse"
+  for file in config.xml users.xml; do
+    sed -e "s|@LOG_DIR@|$(clickhouse_sed_value "$LOG_DIR/clickhouse")|g" \
+      -e "s|@DATA_DIR@|$(clickhouse_sed_value "$dir/data")|g" \
+      -e "s|@USERS_CONFIG@|$(clickhouse_sed_value "$dir/users.xml")|g" \
+      -e "s|@HTTP_PORT@|$CLICKHOUSE_HTTP_PORT|g" -e "s|@TCP_PORT@|$CLICKHOUSE_TCP_PORT|g" \
+      -e "s|@INTERSERVER_PORT@|$CLICKHOUSE_INTERSERVER_PORT|g" \
+      -e "s|@CLUSTER@|$(clickhouse_sed_value "$CLICKHOUSE_DEV_CLUSTER")|g" \
+      "$CLICKHOUSE_TEMPLATES/$file" >"$dir/$file"
+  done
+}
+
+clickhouse_logs() {
+  echo "$LOG_DIR/clickhouse/stderr.log" "$LOG_DIR/clickhouse/clickhouse-server.err.log" \
+    "$LOG_DIR/clickhouse/clickhouse-server.log"
+}
+
+start_clickhouse() {
+  local pid server
+  if pid=$(service_pid clickhouse); then
+    read -r CLICKHOUSE_HTTP_PORT CLICKHOUSE_TCP_PORT <"$STATE_DIR/clickhouse.ports"
+    if clickhouse_probe; then
+      say "clickhouse: running on 127.0.0.1:$CLICKHOUSE_HTTP_PORT (native $CLICKHOUSE_TCP_PORT, pid $pid)"
+      return 0
+    fi
+    # shellcheck disable=SC2046
+    wait_ready clickhouse "$STATE_DIR/clickhouse.pid" clickhouse_probe ||
+      start_failed clickhouse $(clickhouse_logs)
+    return 0
+  fi
+  server=$(find_program clickhouse-server) || die "clickhouse-server not found (run: scripts/services install)"
+  CLICKHOUSE_HTTP_PORT=$(choose_port IPC_CLICKHOUSE_HTTP_PORT 18123) || exit 1
+  take_port "$CLICKHOUSE_HTTP_PORT"
+  CLICKHOUSE_TCP_PORT=$(choose_port IPC_CLICKHOUSE_TCP_PORT 19000) || exit 1
+  take_port "$CLICKHOUSE_TCP_PORT"
+  CLICKHOUSE_INTERSERVER_PORT=$(choose_port IPC_CLICKHOUSE_INTERSERVER_PORT 19009) || exit 1
+  take_port "$CLICKHOUSE_INTERSERVER_PORT"
+  rm -f "$STATE_DIR/clickhouse.pid"
+  rm -rf "$STATE_DIR/clickhouse/data" "$LOG_DIR/clickhouse"
+  write_clickhouse_config
+  echo "$CLICKHOUSE_HTTP_PORT $CLICKHOUSE_TCP_PORT" >"$STATE_DIR/clickhouse.ports"
+  local started
+  started=$(date +%s%N)
+  spawn clickhouse "$LOG_DIR/clickhouse/stderr.log" \
+    "$server" --config-file="$STATE_DIR/clickhouse/config.xml"
+  # shellcheck disable=SC2046 # one argument per log file
+  wait_ready clickhouse "$STATE_DIR/clickhouse.pid" clickhouse_probe ||
+    start_failed clickhouse $(clickhouse_logs)
+  say "clickhouse: started on 127.0.0.1:$CLICKHOUSE_HTTP_PORT (native $CLICKHOUSE_TCP_PORT, pid $(cat "$STATE_DIR/clickhouse.pid"), $(elapsed_since "$started"))"
+}

@@ -1,0 +1,119 @@
+import {BUCKET_MS, bucketCeil, bucketStart, type BoundedCountQuery, type BucketSize, type CountQuery} from '../../query/count-query.js'
+import {formatDateTime64, type TimestampLayout} from './schema.js'
+
+/** The rollup's `hour` is a DateTime: seconds 0 to 2^32 - 1. Hours outside are counted from the raw events. */
+const ROLLUP_MIN_MS = 0
+const ROLLUP_END_MS = bucketStart(2 ** 32 * 1000, 'hour')
+/** DateTime64 holds 1900-01-01 to 2299-12-31 on the servers that have it. */
+const DATETIME64_MIN_MS = Date.UTC(1900, 0, 1)
+const DATETIME64_END_MS = Date.UTC(2300, 0, 1)
+
+/** Where the parts of a range are counted from: whole hours from the rollup, the rest from the events. */
+export interface RangePlan {
+  rollupHours?: {sinceMs: number; untilMs: number}
+  /** Raw event ranges; undefined bounds are open. */
+  raw: Array<{sinceMs?: number; untilMs?: number}>
+}
+
+/** Splits a range into whole UTC hours the hourly rollup can answer and the parts left for the events table. */
+export function planRange(sinceMs: number | undefined, untilMs: number | undefined, useRollups: boolean): RangePlan {
+  if (!useRollups) return {raw: [{sinceMs, untilMs}]}
+  const first = Math.max(sinceMs === undefined ? ROLLUP_MIN_MS : bucketCeil(sinceMs, 'hour'), ROLLUP_MIN_MS)
+  const end = Math.min(untilMs === undefined ? ROLLUP_END_MS : bucketStart(untilMs, 'hour'), ROLLUP_END_MS)
+  if (first >= end) return {raw: [{sinceMs, untilMs}]}
+  const raw: RangePlan['raw'] = []
+  if (sinceMs === undefined || sinceMs < first) raw.push({sinceMs, untilMs: first})
+  if (untilMs === undefined || end < untilMs) raw.push({sinceMs: end, untilMs})
+  return {rollupHours: {sinceMs: first, untilMs: end}, raw}
+}
+
+/** Qualified, quoted names the count queries read. */
+export interface QueryTables {
+  events: string
+  devices: string
+  hourly: string
+}
+
+function errorCodeCondition(codes: readonly number[]): string[] {
+  return codes.length === 0 ? [] : [`error_code IN (${codes.map((code) => String(Math.trunc(code))).join(', ')})`]
+}
+
+/** WHERE conditions selecting raw events in [sinceMs, untilMs), using the part min/max index where possible. */
+export function rawRangeConditions(layout: TimestampLayout, sinceMs: number | undefined, untilMs: number | undefined): string[] {
+  if (layout === 'datetime64') {
+    if ((untilMs !== undefined && untilMs <= DATETIME64_MIN_MS) || (sinceMs !== undefined && sinceMs >= DATETIME64_END_MS)) return ['0']
+    const conditions: string[] = []
+    if (sinceMs !== undefined && sinceMs > DATETIME64_MIN_MS) conditions.push(`timestamp >= toDateTime64('${formatDateTime64(sinceMs)}', 3, 'UTC')`)
+    if (untilMs !== undefined && untilMs < DATETIME64_END_MS) conditions.push(`timestamp < toDateTime64('${formatDateTime64(untilMs)}', 3, 'UTC')`)
+    return conditions
+  }
+  const conditions: string[] = []
+  if (sinceMs !== undefined) conditions.push(`timestamp_ms >= ${sinceMs}`)
+  if (untilMs !== undefined) conditions.push(`timestamp_ms < ${untilMs}`)
+  // The materialized whole-second `timestamp` is in the partition key, so each part keeps its min and
+  // max: conditions on it skip parts outside the range. It is exact only from 1970 to 2106.
+  if (sinceMs !== undefined && sinceMs >= 0 && sinceMs < 2 ** 32 * 1000) {
+    conditions.push(`timestamp >= toDateTime(${Math.floor(sinceMs / 1000)})`)
+    if (untilMs !== undefined && untilMs <= 2 ** 32 * 1000) conditions.push(`timestamp <= toDateTime(${Math.floor((untilMs - 1) / 1000)})`)
+  }
+  return conditions
+}
+
+function where(conditions: readonly string[]): string {
+  return conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`
+}
+
+/** Epoch-ms expression of the raw event time. */
+function rawEventMs(layout: TimestampLayout): string {
+  return layout === 'datetime64' ? 'toUnixTimestamp64Milli(timestamp)' : 'timestamp_ms'
+}
+
+/** The device-IP sources (sub-selects) answering a range query, optionally with a bucket column. */
+function rangeSources(tables: QueryTables, layout: TimestampLayout, query: CountQuery, useRollups: boolean, by?: BucketSize): string[] {
+  const codes = errorCodeCondition(query.errorCodes)
+  const plan = planRange(query.sinceMs, query.untilMs, useRollups)
+  const sources: string[] = []
+  if (plan.rollupHours) {
+    const {sinceMs, untilMs} = plan.rollupHours
+    const bucket = by === undefined ? '' : `toInt64(intDiv(toUInt32(hour), ${BUCKET_MS[by] / 1000}) * ${BUCKET_MS[by]}) AS bucket, `
+    sources.push(
+      `SELECT ${bucket}device_ip FROM ${tables.hourly}` + where([`hour >= toDateTime(${sinceMs / 1000})`, `hour < toDateTime(${untilMs / 1000})`, ...codes]),
+    )
+  }
+  if (plan.raw.length > 0) {
+    const ms = rawEventMs(layout)
+    const size = by === undefined ? 0 : BUCKET_MS[by]
+    // Floor to the bucket also before 1970 (% keeps the sign of the dividend).
+    const bucket = by === undefined ? '' : `toInt64(${ms} - ((${ms} % ${size}) + ${size}) % ${size}) AS bucket, `
+    // Both partial edges in one pass: the events table is ordered by device, so a time range
+    // reads the whole of every partition (month) it touches.
+    const ranges = plan.raw.map((range) => rawRangeConditions(layout, range.sinceMs, range.untilMs))
+    const time = ranges.length === 1 ? ranges[0] : [`(${ranges.map((conditions) => `(${conditions.join(' AND ') || '1'})`).join(' OR ')})`]
+    sources.push(`SELECT ${bucket}device_ip FROM ${tables.events}${where([...time, ...codes])}`)
+  }
+  return sources
+}
+
+/**
+ * The query for the distinct devices of `query`: all-time from the devices rollup, error codes alone
+ * from the hourly rollup, ranges from the hourly rollup for whole hours plus the events table for the
+ * partial hours at the ends (exact to the millisecond). Without rollups everything reads the events.
+ */
+export function countUniqueSql(tables: QueryTables, layout: TimestampLayout, query: CountQuery, useRollups: boolean): string {
+  const codes = errorCodeCondition(query.errorCodes)
+  if (query.sinceMs === undefined && query.untilMs === undefined) {
+    if (!useRollups) return `SELECT uniqExact(device_ip) AS count FROM ${tables.events}${where(codes)}`
+    return codes.length === 0
+      ? `SELECT uniqExact(device_ip) AS count FROM ${tables.devices}`
+      : `SELECT uniqExact(device_ip) AS count FROM ${tables.hourly}${where(codes)}`
+  }
+  const sources = rangeSources(tables, layout, query, useRollups)
+  if (sources.length === 1) return sources[0].replace(/^SELECT device_ip FROM/, 'SELECT uniqExact(device_ip) AS count FROM')
+  return `SELECT uniqExact(device_ip) AS count FROM (\n  ${sources.join('\n  UNION ALL\n  ')}\n)`
+}
+
+/** Distinct devices per bucket (epoch-ms `bucket`, only buckets with events) of a bounded query. */
+export function countSeriesSql(tables: QueryTables, layout: TimestampLayout, query: BoundedCountQuery, by: BucketSize, useRollups: boolean): string {
+  const sources = rangeSources(tables, layout, query, useRollups, by)
+  return `SELECT bucket, uniqExact(device_ip) AS count FROM (\n  ${sources.join('\n  UNION ALL\n  ')}\n) GROUP BY bucket ORDER BY bucket`
+}

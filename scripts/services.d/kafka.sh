@@ -75,11 +75,13 @@ kafka_write_config() {
     "$KAFKA_DIR/server.properties" >"$dir/server.properties"
 }
 
+# kafka_format NODE CLUSTER_ID [StorageTool options…]
 kafka_format() {
   local node=$1 cluster_id=$2 dir output
+  shift 2
   dir=$(kafka_node_dir "$node")
   [ -f "$dir/data/meta.properties" ] && return 0
-  if ! output=$(kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" 2>&1); then
+  if ! output=$(kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "$@" 2>&1); then
     die "formatting the storage of $node failed:
 $output"
   fi
@@ -110,6 +112,41 @@ kafka_warm_group_coordinator() {
 }
 
 # --- one node -------------------------------------------------------------------------------
+# Besides plaintext, the single node listens with SASL_SSL and with SSL that requires a client
+# certificate (scripts/kafka/secure-listeners.properties), for ipc's security flags. The CA,
+# broker and client certificates and the SASL password are made when its storage is formatted,
+# in the node's state folder (tls/, sasl-password); `down` deletes them.
+
+KAFKA_SASL_USER=ipc
+
+kafka_tls_dir() { echo "$(kafka_node_dir kafka)/tls"; }
+kafka_sasl_password_file() { echo "$(kafka_node_dir kafka)/sasl-password"; }
+
+# A throw-away CA, a broker certificate for 127.0.0.1/localhost and a client certificate.
+kafka_make_certificates() {
+  local dir output
+  dir=$(kafka_tls_dir)
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  if ! output=$( (
+    cd "$dir" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=ipc dev CA" &&
+      openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext &&
+      openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out broker.crt -days 30 -extfile broker.ext &&
+      openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.pk8 &&
+      cat broker.pk8 broker.crt >broker.pem &&
+      openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ipc-client" &&
+      openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 30 &&
+      rm -f ./*.csr ./*.srl broker.ext broker.pk8 &&
+      chmod 600 ./*.key broker.pem
+  ) 2>&1); then
+    die "making the Kafka TLS certificates failed:
+$output"
+  fi
+}
+
 
 kafka_probe() { kafka_answers "127.0.0.1:$KAFKA_PORT" 1; }
 
@@ -117,7 +154,7 @@ start_kafka() {
   local pid started cluster_id dir
   dir=$(kafka_node_dir kafka)
   if pid=$(service_pid kafka); then
-    read -r KAFKA_PORT KAFKA_CONTROLLER_PORT <"$STATE_DIR/kafka.ports"
+    read -r KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_SSL_PORT KAFKA_SSL_PORT KAFKA_SASL_PLAINTEXT_PORT <"$STATE_DIR/kafka.ports"
     wait_ready kafka "$STATE_DIR/kafka.pid" kafka_probe || start_failed kafka "$LOG_DIR/kafka.log"
     say "kafka: running on 127.0.0.1:$KAFKA_PORT (Apache Kafka $KAFKA_VERSION, pid $pid)"
     return 0
@@ -125,19 +162,37 @@ start_kafka() {
   [ -x "$(command -v java)" ] && [ -f "$KAFKA_LIB/.resolved" ] || die "Kafka $KAFKA_VERSION is not installed (run: scripts/services install)"
   if [ -f "$dir/data/meta.properties" ] && [ -s "$STATE_DIR/kafka.ports" ]; then
     # Stopped or crashed: start again with its data, on its ports.
-    read -r KAFKA_PORT KAFKA_CONTROLLER_PORT <"$STATE_DIR/kafka.ports"
+    read -r KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_SSL_PORT KAFKA_SSL_PORT KAFKA_SASL_PLAINTEXT_PORT <"$STATE_DIR/kafka.ports"
   else
     rm -rf "$dir"
     KAFKA_PORT=$(choose_port IPC_KAFKA_PORT 19092) || exit 1
     take_port "$KAFKA_PORT"
     KAFKA_CONTROLLER_PORT=$(choose_port IPC_KAFKA_CONTROLLER_PORT 19093) || exit 1
     take_port "$KAFKA_CONTROLLER_PORT"
-    echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" >"$STATE_DIR/kafka.ports"
+    KAFKA_SASL_SSL_PORT=$(choose_port IPC_KAFKA_SASL_SSL_PORT 19096) || exit 1
+    take_port "$KAFKA_SASL_SSL_PORT"
+    KAFKA_SSL_PORT=$(choose_port IPC_KAFKA_SSL_PORT 19097) || exit 1
+    take_port "$KAFKA_SSL_PORT"
+    KAFKA_SASL_PLAINTEXT_PORT=$(choose_port IPC_KAFKA_SASL_PLAINTEXT_PORT 19098) || exit 1
+    take_port "$KAFKA_SASL_PLAINTEXT_PORT"
+    echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $KAFKA_SASL_SSL_PORT $KAFKA_SSL_PORT $KAFKA_SASL_PLAINTEXT_PORT" >"$STATE_DIR/kafka.ports"
     kafka_write_config kafka 1 "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "1@127.0.0.1:$KAFKA_CONTROLLER_PORT" 1 1
+    kafka_make_certificates
+    head -c 18 /dev/urandom | base64 | tr '+/' 'AB' >"$(kafka_sasl_password_file)"
+    chmod 600 "$(kafka_sasl_password_file)"
+    sed -e "s|@BROKER_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+      -e "s|@SASL_SSL_PORT@|$KAFKA_SASL_SSL_PORT|g" -e "s|@SSL_PORT@|$KAFKA_SSL_PORT|g" -e "s|@SASL_PLAINTEXT_PORT@|$KAFKA_SASL_PLAINTEXT_PORT|g" -e "s|@TLS_DIR@|$(kafka_tls_dir)|g" \
+      -e "s|@SASL_USER@|$KAFKA_SASL_USER|g" -e "s|@SASL_PASSWORD@|$(cat "$(kafka_sasl_password_file)")|g" \
+      "$KAFKA_DIR/secure-listeners.properties" >>"$(kafka_node_dir kafka)/server.properties"
     cluster_id=$(kafka_cluster_id)
   fi
   started=$(date +%s%N)
-  [ -z "${cluster_id:-}" ] || kafka_format kafka "$cluster_id"
+  if [ -n "${cluster_id:-}" ]; then
+    local password
+    password=$(cat "$(kafka_sasl_password_file)")
+    kafka_format kafka "$cluster_id" --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$password]" \
+      --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$password]"
+  fi
   mkdir -p "$LOG_DIR"
   : >"$LOG_DIR/kafka.log"
   kafka_spawn kafka "${KAFKA_HEAP:-512m}"
@@ -268,4 +323,18 @@ try {
 }
 ' "$name" "$partitions" "$brokers")
   say "topic $name: $partitions partitions on $brokers"
+}
+
+# `export` lines of the secured listeners, for `scripts/services env`.
+kafka_secure_env() {
+  local ports
+  read -r -a ports <"$STATE_DIR/kafka.ports"
+  [ "${#ports[@]}" -ge 5 ] || return 0
+  printf "export %s='%s'\n" \
+    DEV_KAFKA_SASL_SSL_BROKERS "127.0.0.1:${ports[2]}" \
+    DEV_KAFKA_SSL_BROKERS "127.0.0.1:${ports[3]}" \
+    DEV_KAFKA_SASL_PLAINTEXT_BROKERS "127.0.0.1:${ports[4]}" \
+    DEV_KAFKA_TLS_DIR "$(kafka_tls_dir)" \
+    DEV_KAFKA_SASL_USERNAME "$KAFKA_SASL_USER" \
+    DEV_KAFKA_SASL_PASSWORD_FILE "$(kafka_sasl_password_file)"
 }

@@ -1,6 +1,6 @@
 import kafkajs from 'kafkajs'
 import {BackendError} from '../backends/backend.js'
-import {KafkaUnreachableError} from '../kafka/client.js'
+import {KafkaAuthenticationError, KafkaUnreachableError} from '../kafka/client.js'
 import {TopicNotFoundError} from '../kafka/topics.js'
 
 /**
@@ -27,6 +27,7 @@ const {KafkaJSBrokerNotFound, KafkaJSConnectionError, KafkaJSNonRetriableError, 
 const UNAVAILABLE: readonly ErrorClass[] = [
   BackendError,
   KafkaUnreachableError,
+  KafkaAuthenticationError,
   TopicNotFoundError,
   KafkaJSConnectionError,
   KafkaJSNonRetriableError,

@@ -7,6 +7,7 @@ import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../pipel
 import {formatDuration} from '../util/duration.js'
 import {EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, durationFlag, kafkaFlags} from '../cli/flags.js'
+import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {createKafka, explainKafkaFailure, type Kafka, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
 
@@ -32,6 +33,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
 
   static override flags = {
     ...kafkaFlags,
+    ...kafkaSecurityFlags,
     ...backendFlags,
     ...backendScalingFlags,
     ...backendWriteFlags,
@@ -91,7 +93,8 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
         maxRetryTimeMs: flags['max-retry-time'],
       })
       brokers = parseBrokers(flags.brokers)
-      kafka = createKafka({brokers, clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn})
+      const security = kafkaSecurityFromFlags(flags, 'consume')
+      kafka = createKafka({brokers, clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn, security})
     } catch (error) {
       this.failWith(error, {exitCode: EXIT_USAGE})
     }

@@ -1,13 +1,15 @@
 import {Flags} from '@oclif/core'
 import {IpcCommand} from '../cli/base-command.js'
-import {EXIT_FORCED} from '../cli/exit-codes.js'
+import {EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
+import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
+import type {KafkaSecurity} from '../kafka/security.js'
 import {MAX_DEVICES} from '../loadgen/generator.js'
 import {kafkaFlags} from '../cli/flags.js'
-import {createKafka, explainKafkaFailure, type Kafka, KafkaUnreachableError, parseBrokers} from '../kafka/client.js'
+import {createKafka, explainKafkaFailure, type Kafka, KafkaAuthenticationError, KafkaUnreachableError, parseBrokers} from '../kafka/client.js'
 import {formatDuration} from '../util/duration.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary} from '../cli/output.js'
 import {produceEvents, type ProduceSummary} from '../loadgen/produce-events.js'
-import {SEND_RETRY} from '../kafka/checked-producer.js'
+import {CONNECT_RETRY} from '../kafka/checked-producer.js'
 
 export default class Produce extends IpcCommand {
   static override summary = 'Send simulated device events to a Kafka topic (load generator).'
@@ -25,6 +27,7 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
 
   static override flags = {
     ...kafkaFlags,
+    ...kafkaSecurityFlags,
     'num-devices': Flags.integer({description: 'Number of simulated devices.', default: 100, min: 1, max: MAX_DEVICES}),
     'num-messages': Flags.integer({description: 'Number of events to send.', default: 1000, min: 0}),
     'pause-ms': Flags.integer({description: 'Pause after each send request, in milliseconds.', default: 100, min: 0}),
@@ -40,6 +43,15 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
 
   async run(): Promise<ProduceSummary> {
     const {flags} = await this.parse(Produce)
+    let brokers: string[]
+    let security: KafkaSecurity
+    try {
+      // Addresses and security settings are checked before anything connects.
+      brokers = parseBrokers(flags.brokers)
+      security = kafkaSecurityFromFlags(flags, 'produce')
+    } catch (error) {
+      this.failWith(error, {exitCode: EXIT_USAGE})
+    }
     const seed = flags.seed ?? Math.floor(Math.random() * 2 ** 31)
     const progress = new ProgressLine()
     let interrupted = false
@@ -50,12 +62,8 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal)
     let summary: ProduceSummary
     let kafka: Kafka | undefined
-    let brokers: string[] = []
     try {
-      brokers = parseBrokers(flags.brokers)
-      // A broker that restarts or a leader that moves takes longer than kafkajs's default 10 s of
-      // reconnecting; the producer keeps trying as long as a send does (SEND_RETRY, about 45 s).
-      kafka = createKafka({brokers, clientId: 'ipc-produce', logLevel: flags['kafka-log-level'], retry: SEND_RETRY})
+      kafka = createKafka({brokers, clientId: 'ipc-produce', logLevel: flags['kafka-log-level'], retry: CONNECT_RETRY, security})
       summary = await produceEvents({
         kafka,
         topic: flags.topic,
@@ -73,7 +81,7 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
     } catch (error) {
       progress.clear()
       const reported = explainKafkaFailure(kafka, brokers, error)
-      this.failWith(reported, {suffix: reported instanceof KafkaUnreachableError ? '' : ` (brokers ${flags.brokers})`})
+      this.failWith(reported, {suffix: reported instanceof KafkaUnreachableError || reported instanceof KafkaAuthenticationError ? '' : ` (brokers ${flags.brokers})`})
     } finally {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
     }

@@ -15,6 +15,13 @@ export class IncompleteSendError extends Error {
  */
 export const SEND_RETRY = {initialRetryTime: 300, maxRetryTime: 5000, retries: 12}
 
+/**
+ * How long a producer's client keeps reconnecting to a cluster it cannot reach: 0.3 s doubling up
+ * to 5 s, 8 times (about 25 s), long enough for a broker to restart (kafkajs's default gives up
+ * after about 10 s), short enough that a wrong address fails within half a minute.
+ */
+export const CONNECT_RETRY = {initialRetryTime: 300, maxRetryTime: 5000, retries: 8}
+
 /** Sends beyond the first for messages whose partition the answers left out. */
 const MAX_RESENDS = 5
 

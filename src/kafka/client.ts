@@ -1,3 +1,4 @@
+import type {KafkaSecurity} from './security.js'
 import {type Admin, type Consumer, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Producer, type RetryOptions} from 'kafkajs'
 
 /** The Kafka client: settings, broker addresses, and the errors of reaching a cluster. */
@@ -13,6 +14,8 @@ export interface KafkaSettings {
   connectionTimeoutMs?: number
   /** How the client retries reaching the cluster (connections, metadata). Default: kafkajs's, about 10 s. */
   retry?: RetryOptions
+  /** TLS and SASL; default plaintext. */
+  security?: KafkaSecurity
 }
 
 export class KafkaSettingsError extends Error {
@@ -49,14 +52,66 @@ const LEVELS: Record<string, KafkaLogLevel> = {
 export class KafkaUnreachableError extends Error {
   override name = 'KafkaUnreachableError'
   readonly retriable = true
+  /** The message already says what the cause says. */
+  readonly includesCause = true
   constructor(
     readonly brokers: readonly string[],
     options?: ErrorOptions,
   ) {
-    const reason = (options?.cause as Error | undefined)?.message ?? 'no answer'
-    const hint = /not connected|timed out/i.test(reason) ? ": is it a Kafka broker's port?" : ''
+    const reason = oneLine((options?.cause as Error | undefined)?.message ?? 'no answer')
+    const tls = tlsProblem(options?.cause)
+    const hint = tls
+      ? `: ${tls}`
+      : /not connected|timed out|closed/i.test(reason)
+        ? ": is it a Kafka broker's port, and its security protocol?"
+        : ''
     super(`no Kafka broker answered at ${brokers.join(',')} (${reason})${hint}`, options)
   }
+}
+
+/** The brokers refused the SASL credentials (wrong password, unknown user, mechanism not enabled). */
+export class KafkaAuthenticationError extends Error {
+  override name = 'KafkaAuthenticationError'
+  readonly retriable = false
+  /** The message already says what the cause says. */
+  readonly includesCause = true
+  constructor(
+    readonly brokers: readonly string[],
+    options: ErrorOptions & {cause: Error},
+  ) {
+    super(`Kafka authentication failed at ${brokers.join(',')}: ${options.cause.message}`, options)
+  }
+}
+
+const UNTRUSTED_CERTIFICATE = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+])
+
+/** The first line of an error message, without OpenSSL's error-queue prefix and source location. */
+function oneLine(message: string): string {
+  const line = message.split('\n')[0].trim()
+  return line.replace(/[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:/, '').replace(/:\.\.\/deps\/.*$/, '')
+}
+
+/** What went wrong in a TLS handshake, said for people, from the Node.js error code in `error`'s chain. */
+function tlsProblem(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as {code?: unknown}).code
+    if (typeof code !== 'string') continue
+    if (UNTRUSTED_CERTIFICATE.has(code)) return "TLS: the broker's certificate is not trusted (give its CA with --ssl-ca)"
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return "TLS: the broker's certificate is not for this host name"
+    const alert = /alert (bad certificate|certificate required|unknown ca|handshake failure)/.exec(current.message)?.[1]
+    if (alert) return `TLS handshake failed: the broker refused the client certificate (${alert}; give one it trusts with --ssl-cert and --ssl-key)`
+    if (code === 'EPROTO' || code.startsWith('ERR_SSL')) return 'TLS handshake failed: is the port a TLS listener, and does it need a client certificate?'
+    if (code === 'ECONNRESET') return 'the broker closed the connection: a TLS port, or one that needs a client certificate?'
+  }
+  return undefined
 }
 
 /**
@@ -87,6 +142,8 @@ export function createKafka(settings: KafkaSettings): Kafka {
     brokers: [...settings.brokers],
     connectionTimeout: settings.connectionTimeoutMs ?? 3000,
     retry: settings.retry,
+    ssl: settings.security?.ssl,
+    sasl: settings.security?.sasl,
     logLevel: level,
     logCreator: () => (entry: LogEntry) => {
       const {message, error} = entry.log as {message: string; error?: string}
@@ -96,10 +153,13 @@ export function createKafka(settings: KafkaSettings): Kafka {
       else log(line)
     },
   })
-  // The first answered request, rather than connect(): kafkajs's connect() can resolve against a
-  // port that accepted the TCP connection but never answered the Kafka handshake.
+  // The first answered request past the handshake, rather than connect(): kafkajs's connect() can
+  // resolve against a port that accepted the TCP connection but never answered the handshake, and
+  // a broker answers ApiVersions before it refuses the SASL credentials.
   const watch = <T extends Consumer | Producer | Admin>(client: T): T => {
-    const remove = (client.on as (event: string, listener: () => void) => () => void)(client.events.REQUEST, () => {
+    const on = client.on as (event: string, listener: (event: {payload: {apiName?: string}}) => void) => () => void
+    const remove = on(client.events.REQUEST, ({payload}) => {
+      if (HANDSHAKE_REQUESTS.has(payload.apiName ?? '')) return
       opened()
       remove()
     })
@@ -115,11 +175,21 @@ export function createKafka(settings: KafkaSettings): Kafka {
 
 const reached = new WeakSet<Kafka>()
 
+/** Broker error codes that refuse a client's SASL login. */
+const SASL_REFUSALS = new Set(['UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE', 'SASL_AUTHENTICATION_FAILED'])
+
+/** Requests of a connection's handshake: answered by any broker, also one that refuses the client. */
+const HANDSHAKE_REQUESTS = new Set(['ApiVersions', 'SaslHandshake', 'SaslAuthenticate'])
+
 /**
  * The error to report when a command using `kafka` failed: {@link KafkaUnreachableError} when a
  * Kafka client error came before any of its clients had connected, the error itself otherwise.
  */
 export function explainKafkaFailure(kafka: Kafka | undefined, brokers: readonly string[], error: unknown): unknown {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const type = (current as {type?: string}).type ?? ''
+    if (current.name === 'KafkaJSSASLAuthenticationError' || SASL_REFUSALS.has(type)) return new KafkaAuthenticationError(brokers, {cause: current})
+  }
   if (!kafka || reached.has(kafka) || !(error instanceof Error)) return error
   if (!error.name.startsWith('KafkaJS') && error.message !== 'Broker not connected') return error
   return new KafkaUnreachableError(brokers, {cause: error})

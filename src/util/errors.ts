@@ -14,9 +14,13 @@ export function errorReason(error: unknown): string {
   return String(error)
 }
 
-/** One line for stderr: the message, and the root cause when it adds something. */
+/**
+ * One line for stderr: the message, and the root cause when it adds something (an error with
+ * `includesCause` set has put it in its message already).
+ */
 export function errorLine(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
-  const cause = error.cause instanceof Error ? error.cause.message : undefined
+  if ((error as {includesCause?: boolean}).includesCause) return error.message
+  const cause = error.cause instanceof Error ? error.cause.message.split('\n')[0] : undefined
   return cause && !error.message.includes(cause) ? `${error.message} (${cause})` : error.message
 }

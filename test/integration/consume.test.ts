@@ -1,34 +1,9 @@
 import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {expect} from 'chai'
-import {Kafka, logLevel} from 'kafkajs'
-import {type CliResult, runIpc, startIpc, waitFor} from '../support/cli.js'
+import {runIpc, startIpc, waitFor} from '../support/cli.js'
 import {committedTotal, createTopic} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
-
-interface ProduceJson {
-  messagesSent: number
-  distinctDevices: number
-}
-
-interface ConsumeJson {
-  reason: string
-  totalDevices: number
-  stats: {processed: number; valid: number; invalid: number; deadLettered: number; invalidByReason: Record<string, number>; committed: Record<string, string>}
-}
-
-function parseJson<T>(result: CliResult): T {
-  expect(result.code, `exit code; stderr: ${result.stderr}; stdout: ${result.stdout.slice(0, 2000)}`).to.equal(0)
-  return JSON.parse(result.stdout) as T
-}
-
-async function produce(topic: string, flags: Record<string, string>): Promise<ProduceJson> {
-  const all = {'--pause-ms': '0', '--batch': '1000', ...flags}
-  return parseJson<ProduceJson>(await runIpc(['produce', '--topic', topic, '--json', ...Object.entries(all).flat()]))
-}
-
-function kafka(): Kafka {
-  return new Kafka({clientId: 'ipc-test', brokers: serviceUrls().kafkaBrokers, logLevel: logLevel.NOTHING})
-}
+import {clickhouseConsumeArgs, type ConsumeJson, kafka, parseJson, produce, type ProduceJson} from './reliability-helpers.js'
 
 describe('ipc produce → ipc consume → ipc count against the real services', function () {
   this.timeout(180_000)
@@ -240,23 +215,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const database = uniqueName('ipc')
     const group = uniqueName('g')
     await createTopic(topic, 4)
-    const args = [
-      'consume',
-      '--topic',
-      topic,
-      '--backend',
-      'clickhouse',
-      '--clickhouse-database',
-      database,
-      '--group',
-      group,
-      '--from-beginning',
-      '--until-idle',
-      '5s',
-      '--batch-size',
-      '2000',
-      '--json',
-    ]
+    const args = clickhouseConsumeArgs(topic, database, group, {'--until-idle': '5s', '--batch-size': '2000'})
     const first = startIpc(args)
     const second = startIpc(args)
     // Produce while both are joining and consuming, so that both own partitions while events flow.

@@ -2,7 +2,17 @@ import {expect} from 'chai'
 import {type CliResult, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {createTopic, groupAssignment} from '../support/kafka.js'
 import {uniqueName} from '../support/services.js'
-import {ClickHouseProbe, type ConsumeJson, describeRun, linesMatching, parseJson, type ProduceJson, reportFigure, startProduce} from './reliability-helpers.js'
+import {
+  clickhouseConsumeArgs,
+  ClickHouseProbe,
+  type ConsumeJson,
+  describeRun,
+  linesMatching,
+  parseJson,
+  type ProduceJson,
+  reportFigure,
+  startProduce,
+} from './reliability-helpers.js'
 
 /**
  * Several `ipc consume` processes in one consumer group on the real broker: the group coordinator
@@ -14,23 +24,7 @@ import {ClickHouseProbe, type ConsumeJson, describeRun, linesMatching, parseJson
 const REBALANCE_TROUBLE = /rebalanc|rejoin|re-join|not the correct coordinator|unknown member|illegal generation|restarting after error/i
 
 function consumeArgs(topic: string, database: string, group: string): string[] {
-  return [
-    'consume',
-    '--topic',
-    topic,
-    '--backend',
-    'clickhouse',
-    '--clickhouse-database',
-    database,
-    '--group',
-    group,
-    '--from-beginning',
-    '--until-idle',
-    '5s',
-    '--batch-size',
-    '2000',
-    '--json',
-  ]
+  return clickhouseConsumeArgs(topic, database, group, {'--until-idle': '5s', '--batch-size': '2000'})
 }
 
 function expectNoRebalanceTrouble(results: CliResult[]): void {

@@ -3,6 +3,7 @@ import {type RunningCli, runIpc, startIpc} from '../support/cli.js'
 import {committedTotal, createTopic, killKafka, startKafka, stopKafka} from '../support/kafka.js'
 import {uniqueName} from '../support/services.js'
 import {
+  clickhouseConsumeArgs,
   ClickHouseProbe,
   type ConsumeJson,
   describeRun,
@@ -125,30 +126,6 @@ describe('reliability: Kafka broker faults during production and consumption', f
 })
 
 function startConsumer(topic: string, database: string, group: string, untilIdle: string): RunningCli {
-  return startIpc(
-    [
-      'consume',
-      '--topic',
-      topic,
-      '--backend',
-      'clickhouse',
-      '--clickhouse-database',
-      database,
-      '--group',
-      group,
-      '--from-beginning',
-      '--batch-size',
-      '1000',
-      '--flush-interval',
-      '300ms',
-      '--session-timeout',
-      '6s',
-      '--until-idle',
-      untilIdle,
-      '--kafka-log-level',
-      'warn',
-      '--json',
-    ],
-    {timeoutMs: 150_000},
-  )
+  const flags = {'--batch-size': '1000', '--flush-interval': '300ms', '--session-timeout': '6s', '--until-idle': untilIdle, '--kafka-log-level': 'warn'}
+  return startIpc(clickhouseConsumeArgs(topic, database, group, flags), {timeoutMs: 150_000})
 }

@@ -4,6 +4,7 @@ import {createTopic, killKafka, partitionLeaders, servicesCommand} from '../supp
 import {parseServicesEnv} from '../support/global.js'
 import {uniqueName} from '../support/services.js'
 import {
+  clickhouseConsumeArgs,
   ClickHouseProbe,
   type ConsumeJson,
   expectEverythingCounted,
@@ -55,34 +56,15 @@ describe('reliability: failover on a three-node Kafka cluster', function () {
       '--pause-ms': '50',
       '--kafka-log-level': 'warn',
     })
-    const consumer = startIpc(
-      [
-        'consume',
-        '--brokers',
-        brokerList,
-        '--topic',
-        topic,
-        '--backend',
-        'clickhouse',
-        '--clickhouse-database',
-        database,
-        '--group',
-        group,
-        '--from-beginning',
-        '--batch-size',
-        '1000',
-        '--flush-interval',
-        '300ms',
-        '--session-timeout',
-        '6s',
-        '--until-idle',
-        '20s',
-        '--kafka-log-level',
-        'warn',
-        '--json',
-      ],
-      {timeoutMs: 200_000},
-    )
+    const flags = {
+      '--brokers': brokerList,
+      '--batch-size': '1000',
+      '--flush-interval': '300ms',
+      '--session-timeout': '6s',
+      '--until-idle': '20s',
+      '--kafka-log-level': 'warn',
+    }
+    const consumer = startIpc(clickhouseConsumeArgs(topic, database, group, flags), {timeoutMs: 200_000})
     try {
       // The producer stalls until the dead node's partitions have new leaders (its session expires
       // after 6 s on the test cluster); --until-idle 20s keeps the caught-up consumer waiting for it.

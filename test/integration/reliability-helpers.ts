@@ -52,6 +52,15 @@ export function startProduce(topic: string, flags: Record<string, string>, env?:
   return startIpc(produceArgs(topic, flags), {env, timeoutMs: 300_000})
 }
 
+/**
+ * `ipc consume` into a ClickHouse database, from the beginning of `topic`, printing its summary as
+ * JSON; `flags` adds or overrides flags (e.g. `{'--until-idle': '5s'}`).
+ */
+export function clickhouseConsumeArgs(topic: string, database: string, group: string, flags: Record<string, string> = {}): string[] {
+  const all: Record<string, string> = {'--topic': topic, '--backend': 'clickhouse', '--clickhouse-database': database, '--group': group, ...flags}
+  return ['consume', ...Object.entries(all).flat(), '--from-beginning', '--json']
+}
+
 export function kafka(brokers: readonly string[] = serviceUrls().kafkaBrokers): Kafka {
   return new Kafka({clientId: 'ipc-reliability-test', brokers: [...brokers], logLevel: logLevel.NOTHING})
 }

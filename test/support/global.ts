@@ -24,6 +24,16 @@ const EXPORTED = [
   'DEV_CLICKHOUSE_CLUSTER',
 ] as const
 
+/** The single Kafka node's secured listeners and its throw-away credentials (test/integration/kafka-security.test.ts). */
+const EXPORTED_IF_PRESENT = [
+  'DEV_KAFKA_SASL_SSL_BROKERS',
+  'DEV_KAFKA_SSL_BROKERS',
+  'DEV_KAFKA_SASL_PLAINTEXT_BROKERS',
+  'DEV_KAFKA_TLS_DIR',
+  'DEV_KAFKA_SASL_USERNAME',
+  'DEV_KAFKA_SASL_PASSWORD_FILE',
+] as const
+
 const SERVICE_NAMES = ['redis', 'redis-cluster', 'clickhouse', 'kafka'] as const
 
 let setUp = false
@@ -79,6 +89,7 @@ export function mochaGlobalSetup(): void {
     throw new ServicesStartError(`scripts/services env did not give ${missing.join(', ') || 'its addresses'}:\n${env.output}`)
   }
   for (const name of EXPORTED) process.env[name] = values[name]
+  for (const name of EXPORTED_IF_PRESENT) if (values[name]) process.env[name] = values[name]
   process.stderr.write(
     `test services (${startedBySetup.length === 0 ? 'already running' : `started: ${startedBySetup.join(', ')}`}): KAFKA_BROKERS=${values.KAFKA_BROKERS} ` +
       `REDIS_URL=${values.REDIS_URL} CLICKHOUSE_URL=${values.CLICKHOUSE_URL}\n`,

@@ -81,7 +81,9 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
     } catch (error) {
       progress.clear()
       const reported = explainKafkaFailure(kafka, brokers, error)
-      this.failWith(reported, {suffix: reported instanceof KafkaUnreachableError || reported instanceof KafkaAuthenticationError ? '' : ` (brokers ${flags.brokers})`})
+      this.failWith(reported, {
+        suffix: reported instanceof KafkaUnreachableError || reported instanceof KafkaAuthenticationError ? '' : ` (brokers ${flags.brokers})`,
+      })
     } finally {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
     }

@@ -60,11 +60,7 @@ export class KafkaUnreachableError extends Error {
   ) {
     const reason = oneLine((options?.cause as Error | undefined)?.message ?? 'no answer')
     const tls = tlsProblem(options?.cause)
-    const hint = tls
-      ? `: ${tls}`
-      : /not connected|timed out|closed/i.test(reason)
-        ? ": is it a Kafka broker's port, and its security protocol?"
-        : ''
+    const hint = tls ? `: ${tls}` : /not connected|timed out|closed/i.test(reason) ? ": is it a Kafka broker's port, and its security protocol?" : ''
     super(`no Kafka broker answered at ${brokers.join(',')} (${reason})${hint}`, options)
   }
 }

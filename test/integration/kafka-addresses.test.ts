@@ -60,7 +60,9 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
       runIpc(produceArgs(address, topic), {timeoutMs: 140_000}),
     ])
     const line = (command: string) =>
-      new RegExp(`^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(.*\\): is it a Kafka broker's port, and its security protocol\\?\\n$`)
+      new RegExp(
+        `^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(.*\\): is it a Kafka broker's port, and its security protocol\\?\\n$`,
+      )
     expectOneLine(consumed, line('consume'))
     expectOneLine(produced, line('produce'))
   })

@@ -207,3 +207,29 @@ lock_state() {
   exec 9>"$STATE_DIR/.lock"
   flock -w 300 9 || die "another scripts/services command holds $STATE_DIR/.lock"
 }
+
+# make_certificates DIR NAME: a throw-away CA (DIR/ca.crt), a server certificate for 127.0.0.1 and
+# localhost (DIR/NAME.crt, NAME.key, and NAME.pem: PKCS#8 key and certificate, as Kafka reads PEM)
+# and a client certificate (DIR/client.crt, client.key), for the services' TLS listeners.
+make_certificates() {
+  local dir=$1 name=$2 output
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  if ! output=$( (
+    cd "$dir" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=ipc dev CA" &&
+      openssl req -newkey rsa:2048 -nodes -keyout $name.key -out $name.csr -subj "/CN=127.0.0.1" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >$name.ext &&
+      openssl x509 -req -in $name.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out $name.crt -days 30 -extfile $name.ext &&
+      openssl pkcs8 -topk8 -nocrypt -in $name.key -out $name.pk8 &&
+      cat $name.pk8 $name.crt >$name.pem &&
+      openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ipc-client" &&
+      openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 30 &&
+      rm -f ./*.csr ./*.srl $name.ext $name.pk8 &&
+      chmod 600 ./*.key $name.pem
+  ) 2>&1); then
+    die "making the TLS certificates in $dir failed:
+$output"
+  fi
+}

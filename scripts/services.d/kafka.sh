@@ -122,30 +122,6 @@ KAFKA_SASL_USER=ipc
 kafka_tls_dir() { echo "$(kafka_node_dir kafka)/tls"; }
 kafka_sasl_password_file() { echo "$(kafka_node_dir kafka)/sasl-password"; }
 
-# A throw-away CA, a broker certificate for 127.0.0.1/localhost and a client certificate.
-kafka_make_certificates() {
-  local dir output
-  dir=$(kafka_tls_dir)
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  command -v openssl >/dev/null 2>&1 || apt_install openssl
-  if ! output=$( (
-    cd "$dir" &&
-      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=ipc dev CA" &&
-      openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1" &&
-      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext &&
-      openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out broker.crt -days 30 -extfile broker.ext &&
-      openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.pk8 &&
-      cat broker.pk8 broker.crt >broker.pem &&
-      openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ipc-client" &&
-      openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 30 &&
-      rm -f ./*.csr ./*.srl broker.ext broker.pk8 &&
-      chmod 600 ./*.key broker.pem
-  ) 2>&1); then
-    die "making the Kafka TLS certificates failed:
-$output"
-  fi
-}
 
 
 kafka_probe() { kafka_answers "127.0.0.1:$KAFKA_PORT" 1; }
@@ -177,7 +153,7 @@ start_kafka() {
     take_port "$KAFKA_SASL_PLAINTEXT_PORT"
     echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $KAFKA_SASL_SSL_PORT $KAFKA_SSL_PORT $KAFKA_SASL_PLAINTEXT_PORT" >"$STATE_DIR/kafka.ports"
     kafka_write_config kafka 1 "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "1@127.0.0.1:$KAFKA_CONTROLLER_PORT" 1 1
-    kafka_make_certificates
+    make_certificates "$(kafka_tls_dir)" broker
     head -c 18 /dev/urandom | base64 | tr '+/' 'AB' >"$(kafka_sasl_password_file)"
     chmod 600 "$(kafka_sasl_password_file)"
     sed -e "s|@BROKER_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \

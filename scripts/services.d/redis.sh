@@ -10,6 +10,18 @@ redis_probe() {
   [ "$(timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
 }
 
+REDIS_ACL_USER=ipc
+
+# `export` lines of the TLS port and the ACL user, for `scripts/services env`.
+redis_secure_env() {
+  [ -s "$STATE_DIR/redis-tls.port" ] || return 0
+  printf "export %s='%s'\n" \
+    DEV_REDIS_TLS_URL "rediss://127.0.0.1:$(cat "$STATE_DIR/redis-tls.port")" \
+    DEV_REDIS_CA "$STATE_DIR/redis/tls/ca.crt" \
+    DEV_REDIS_USERNAME "$REDIS_ACL_USER" \
+    DEV_REDIS_PASSWORD_FILE "$STATE_DIR/redis/password"
+}
+
 start_redis() {
   local pid
   if pid=$(service_pid redis); then
@@ -26,8 +38,22 @@ start_redis() {
   echo "$REDIS_PORT" >"$STATE_DIR/redis.port"
   local started
   started=$(date +%s%N)
+  # Also a TLS port and an ACL user next to the default (password-less) user, for ipc's Redis
+  # security flags; a throw-away CA and password, made here, in $STATE_DIR/redis.
+  REDIS_TLS_PORT=$(choose_port IPC_REDIS_TLS_PORT 16389) || exit 1
+  take_port "$REDIS_TLS_PORT"
+  echo "$REDIS_TLS_PORT" >"$STATE_DIR/redis-tls.port"
+  make_certificates "$STATE_DIR/redis/tls" server
+  head -c 18 /dev/urandom | base64 | tr '+/' 'AB' >"$STATE_DIR/redis/password"
+  chmod 600 "$STATE_DIR/redis/password"
+  (
+    umask 077
+    printf 'user default on nopass ~* &* +@all\nuser %s on >%s ~* &* +@all\n' "$REDIS_ACL_USER" "$(cat "$STATE_DIR/redis/password")" >"$STATE_DIR/redis/users.acl"
+  )
   spawn redis "$LOG_DIR/redis.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-    --save "" --appendonly no --daemonize no --logfile "$LOG_DIR/redis.log" --dir "$STATE_DIR/redis"
+    --save "" --appendonly no --daemonize no --logfile "$LOG_DIR/redis.log" --dir "$STATE_DIR/redis" \
+    --aclfile "$STATE_DIR/redis/users.acl" --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$STATE_DIR/redis/tls/server.crt" \
+    --tls-key-file "$STATE_DIR/redis/tls/server.key" --tls-ca-cert-file "$STATE_DIR/redis/tls/ca.crt" --tls-auth-clients no
   wait_ready redis "$STATE_DIR/redis.pid" redis_probe || start_failed redis "$LOG_DIR/redis.log"
   say "redis: started on 127.0.0.1:$REDIS_PORT (pid $(cat "$STATE_DIR/redis.pid"), $(elapsed_since "$started"))"
 }

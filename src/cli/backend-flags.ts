@@ -45,6 +45,9 @@ export const backendWriteFlags = {
 export function backendOptionsFromFlags(flags: {
   'redis-url': string
   'redis-key': string
+  'redis-user'?: string
+  'redis-password'?: string
+  'redis-ca'?: string
   'clickhouse-url': string
   'clickhouse-user': string
   'clickhouse-password': string
@@ -60,6 +63,9 @@ export function backendOptionsFromFlags(flags: {
   return {
     redisUrl: flags['redis-url'],
     redisKey: flags['redis-key'],
+    redisUsername: nonEmpty(flags['redis-user']),
+    redisPassword: flags['redis-password'] || undefined,
+    redisCaFile: nonEmpty(flags['redis-ca']),
     clickhouseUrl: flags['clickhouse-url'],
     clickhouseUser: flags['clickhouse-user'],
     clickhousePassword: flags['clickhouse-password'],

@@ -73,7 +73,7 @@ describe('test services', () => {
   })
 
   describe('Apache Kafka', () => {
-    it('delivers every produced message once to a consumer group reading a 4-partition topic', async () => {
+    it('delivers every produced message to a consumer group reading a 4-partition topic, and keeps its commits', async () => {
       const topic = uniqueName('services_test')
       const groupId = uniqueName('services_group')
       await createTopic(topic, 4)
@@ -95,7 +95,7 @@ describe('test services', () => {
       try {
         await consumer.subscribe({topics: [topic], fromBeginning: true})
         const allReceived = new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`received ${received.length} of ${sent.length} messages within 30 s`)), 30_000)
+          const timer = setTimeout(() => reject(new Error(`received ${new Set(received).size} of ${sent.length} messages within 30 s`)), 30_000)
           consumer
             .run({
               eachBatchAutoResolve: true,
@@ -106,7 +106,8 @@ describe('test services', () => {
                   resolveOffset(message.offset)
                 }
                 await commitOffsetsIfNecessary()
-                if (received.length >= sent.length) {
+                // At least once: a group that rebalances while it starts may hand a batch out twice.
+                if (new Set(received).size >= sent.length) {
                   clearTimeout(timer)
                   resolve()
                 }
@@ -119,8 +120,7 @@ describe('test services', () => {
         await consumer.disconnect()
       }
 
-      expect(received).to.have.lengthOf(sent.length)
-      expect([...received].sort()).to.deep.equal([...sent].sort())
+      expect([...new Set(received)].sort()).to.deep.equal([...sent].sort())
       expect([...partitions].sort()).to.deep.equal([0, 1, 2, 3])
 
       const admin = kafka.admin()

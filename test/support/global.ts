@@ -24,7 +24,7 @@ const EXPORTED = [
   'DEV_CLICKHOUSE_CLUSTER',
 ] as const
 
-/** The single Kafka node's secured listeners and its throw-away credentials (test/integration/kafka-security.test.ts). */
+/** The secured listeners of Kafka and Redis and their throw-away credentials (kafka-security and redis-security tests). */
 const EXPORTED_IF_PRESENT = [
   'DEV_KAFKA_SASL_SSL_BROKERS',
   'DEV_KAFKA_SSL_BROKERS',
@@ -32,6 +32,10 @@ const EXPORTED_IF_PRESENT = [
   'DEV_KAFKA_TLS_DIR',
   'DEV_KAFKA_SASL_USERNAME',
   'DEV_KAFKA_SASL_PASSWORD_FILE',
+  'DEV_REDIS_TLS_URL',
+  'DEV_REDIS_CA',
+  'DEV_REDIS_USERNAME',
+  'DEV_REDIS_PASSWORD_FILE',
 ] as const
 
 const SERVICE_NAMES = ['redis', 'redis-cluster', 'clickhouse', 'kafka'] as const

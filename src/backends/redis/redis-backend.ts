@@ -1,5 +1,6 @@
 import {createClient, createCluster, ErrorReply} from 'redis'
 import {EventEmitter} from 'node:events'
+import {readFileSync} from 'node:fs'
 import {
   type BoundedCountQuery,
   bucketCeil,
@@ -107,6 +108,9 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
   /** How long an hourly key is kept after its hour ended; 0: for ever. */
   readonly bucketTtlMs: number
   private readonly url: string
+  /** ACL credentials given apart from the URL (they win over the URL's). */
+  private readonly credentials: {username?: string; password?: string}
+  private readonly ca?: string
   private readonly cluster?: ClusterSeed
   private readonly requestTimeoutMs: number
   private readonly writer: BatchWriter<DeviceEvent, DeviceSets>
@@ -118,6 +122,17 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
   constructor(options: RedisOptions) {
     super()
     this.url = options.redisUrl
+    this.credentials = {
+      ...(options.redisUsername ? {username: options.redisUsername} : {}),
+      ...(options.redisPassword ? {password: options.redisPassword} : {}),
+    }
+    if (options.redisCaFile) {
+      try {
+        this.ca = readFileSync(options.redisCaFile, 'utf8')
+      } catch (error) {
+        throw new BackendError(`cannot read the Redis CA file ${options.redisCaFile}: ${(error as NodeJS.ErrnoException).code}`, 'redis', options.redisCaFile)
+      }
+    }
     this.key = validateRedisKey(options.redisKey)
     this.keys = new RedisKeys(this.key)
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
@@ -332,19 +347,21 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
   }
 
   private createSingleClient(): SingleClient {
+    const tls = this.url.startsWith('rediss:')
     return createClient({
       url: this.url,
+      ...this.credentials,
       disableOfflineQueue: true,
       commandOptions: {timeout: this.requestTimeoutMs},
-      socket: {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false},
+      socket: {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false, ...(tls ? {tls: true as const, ca: this.ca} : {})},
     })
   }
 
   private createClusterClient(seed: ClusterSeed): ClusterClient {
-    const socket = {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false as const, ...(seed.tls ? {tls: true as const} : {})}
+    const socket = {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false as const, ...(seed.tls ? {tls: true as const, ca: this.ca} : {})}
     return createCluster({
       rootNodes: seed.nodes.map((node) => ({socket: {...socket, host: node.host, port: node.port}})),
-      defaults: {username: seed.username, password: seed.password, disableOfflineQueue: true, socket},
+      defaults: {username: seed.username, password: seed.password, ...this.credentials, disableOfflineQueue: true, socket},
       commandOptions: {timeout: this.requestTimeoutMs},
     })
   }

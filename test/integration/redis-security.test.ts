@@ -1,0 +1,110 @@
+import {expect} from 'chai'
+import {readFileSync} from 'node:fs'
+import {type CliResult, runIpc} from '../support/cli.js'
+import {createTopic} from '../support/kafka.js'
+import {redisUrl, uniqueName} from '../support/services.js'
+import {describeRun, produce} from './reliability-helpers.js'
+
+/**
+ * The Redis backend against the test Redis's TLS port and ACL user (scripts/services.d/redis.sh):
+ * a throw-away CA and password made at start-up, nothing secret in the repository.
+ */
+
+function required(name: string): string {
+  const value = process.env[name]
+  if (!value) throw new Error(`${name} is not set: scripts/services env gives it while Redis runs`)
+  return value
+}
+
+describe('Redis security: TLS and ACL users against the real Redis', function () {
+  this.timeout(120_000)
+  let tlsUrl = ''
+  let ca = ''
+  let username = ''
+  let password = ''
+  const wrongPassword = 'Wr0ng-Redis-Pa55word'
+  const printed: string[] = []
+  before(() => {
+    tlsUrl = required('DEV_REDIS_TLS_URL')
+    ca = required('DEV_REDIS_CA')
+    username = required('DEV_REDIS_USERNAME')
+    password = readFileSync(required('DEV_REDIS_PASSWORD_FILE'), 'utf8').trim()
+  })
+  const run = async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> => {
+    const result = await runIpc(args, {env, timeoutMs: 60_000})
+    printed.push(result.stdout, result.stderr)
+    return result
+  }
+
+  it('consume and count over TLS with an ACL user give the same count as over plaintext', async () => {
+    const topic = uniqueName('redis_tls')
+    await createTopic(topic, 2)
+    await produce(topic, {'--num-devices': '1500', '--num-messages': '5000', '--seed': '81'})
+    const secureKey = uniqueName('ipc:tls')
+    const plainKey = uniqueName('ipc:plain')
+    const secure = ['--backend', 'redis', '--redis-url', tlsUrl, '--redis-ca', ca, '--redis-user', username]
+    const env = {REDIS_PASSWORD: password}
+    const consumeArgs = (key: string) => [
+      'consume',
+      '--topic',
+      topic,
+      '--redis-key',
+      key,
+      '--group',
+      uniqueName('g'),
+      '--from-beginning',
+      '--until-idle',
+      '2s',
+      '--json',
+    ]
+    const consumed = await run([...consumeArgs(secureKey), ...secure], env)
+    expect(consumed.code, describeRun(consumed)).to.equal(0)
+    expect((await run([...consumeArgs(plainKey), '--backend', 'redis', '--redis-url', redisUrl()])).code).to.equal(0)
+    const overTls = await run(['count', '--redis-key', secureKey, ...secure], env)
+    const overPlaintext = await run(['count', '--backend', 'redis', '--redis-url', redisUrl(), '--redis-key', plainKey])
+    expect(overTls.code, describeRun(overTls)).to.equal(0)
+    expect(Number(overTls.stdout)).to.be.greaterThan(1400)
+    expect(overTls.stdout).to.equal(overPlaintext.stdout)
+  })
+
+  it('wrong password, untrusted certificate, plaintext against the TLS port, TLS against the plaintext port: exit 3, one line, no secret', async () => {
+    const plainPort = new URL(redisUrl()).port
+    const tlsPort = new URL(tlsUrl).port
+    const cases: Array<{what: string; args: string[]; env?: NodeJS.ProcessEnv; cause: RegExp}> = [
+      {
+        what: 'wrong password',
+        args: ['--redis-url', tlsUrl, '--redis-ca', ca, '--redis-user', username],
+        env: {REDIS_PASSWORD: wrongPassword},
+        cause: /WRONGPASS|invalid username-password/,
+      },
+      {
+        what: 'unknown user',
+        args: ['--redis-url', tlsUrl, '--redis-ca', ca, '--redis-user', 'nobody'],
+        env: {REDIS_PASSWORD: password},
+        cause: /WRONGPASS|invalid username-password/,
+      },
+      {what: 'untrusted certificate', args: ['--redis-url', tlsUrl, '--redis-user', username], env: {REDIS_PASSWORD: password}, cause: /certificate/},
+      {what: 'plaintext client, TLS port', args: ['--redis-url', `redis://127.0.0.1:${tlsPort}`], cause: /.+/},
+      {what: 'TLS client, plaintext port', args: ['--redis-url', `rediss://127.0.0.1:${plainPort}`, '--redis-ca', ca], cause: /.+/},
+    ]
+    const results = await Promise.all(cases.map(({args, env}) => run(['count', '--backend', 'redis', '--redis-key', uniqueName('ipc:never'), ...args], env)))
+    for (const [index, result] of results.entries()) {
+      const {what, cause} = cases[index]
+      expect(result.code, `${what}: ${describeRun(result)}`).to.equal(3)
+      const lines = result.stderr.split('\n').filter(Boolean)
+      expect(lines, `${what}: one line`).to.have.lengthOf(1)
+      expect(lines[0], what)
+        .to.match(/127\.0\.0\.1:\d+/)
+        .and.match(cause)
+      expect(result.stderr, what).to.not.match(/^\s+at /m)
+    }
+  })
+
+  it('no run printed a password', () => {
+    expect(printed.length).to.be.greaterThan(0)
+    for (const output of printed) {
+      expect(output).to.not.include(password)
+      expect(output).to.not.include(wrongPassword)
+    }
+  })
+})

@@ -23,10 +23,19 @@ write_clickhouse_config() {
       -e "s|@DATA_DIR@|$(clickhouse_sed_value "$dir/data")|g" \
       -e "s|@USERS_CONFIG@|$(clickhouse_sed_value "$dir/users.xml")|g" \
       -e "s|@HTTP_PORT@|$CLICKHOUSE_HTTP_PORT|g" -e "s|@TCP_PORT@|$CLICKHOUSE_TCP_PORT|g" \
-      -e "s|@INTERSERVER_PORT@|$CLICKHOUSE_INTERSERVER_PORT|g" \
+      -e "s|@INTERSERVER_PORT@|$CLICKHOUSE_INTERSERVER_PORT|g" -e "s|@HTTPS_PORT@|$CLICKHOUSE_HTTPS_PORT|g" \
+      -e "s|@TLS_DIR@|$(clickhouse_sed_value "$STATE_DIR/clickhouse/tls")|g" \
       -e "s|@CLUSTER@|$(clickhouse_sed_value "$CLICKHOUSE_DEV_CLUSTER")|g" \
       "$CLICKHOUSE_TEMPLATES/$file" >"$dir/$file"
   done
+}
+
+# `export` lines of the HTTPS port, for `scripts/services env`.
+clickhouse_secure_env() {
+  [ -s "$STATE_DIR/clickhouse-https.port" ] || return 0
+  printf "export %s='%s'\n" \
+    DEV_CLICKHOUSE_HTTPS_URL "https://127.0.0.1:$(cat "$STATE_DIR/clickhouse-https.port")" \
+    DEV_CLICKHOUSE_CA "$STATE_DIR/clickhouse/tls/ca.crt"
 }
 
 clickhouse_logs() {
@@ -54,6 +63,10 @@ start_clickhouse() {
   take_port "$CLICKHOUSE_TCP_PORT"
   CLICKHOUSE_INTERSERVER_PORT=$(choose_port IPC_CLICKHOUSE_INTERSERVER_PORT 19009) || exit 1
   take_port "$CLICKHOUSE_INTERSERVER_PORT"
+  CLICKHOUSE_HTTPS_PORT=$(choose_port IPC_CLICKHOUSE_HTTPS_PORT 18443) || exit 1
+  take_port "$CLICKHOUSE_HTTPS_PORT"
+  echo "$CLICKHOUSE_HTTPS_PORT" >"$STATE_DIR/clickhouse-https.port"
+  make_certificates "$STATE_DIR/clickhouse/tls" server
   rm -f "$STATE_DIR/clickhouse.pid"
   rm -rf "$STATE_DIR/clickhouse/data" "$LOG_DIR/clickhouse"
   write_clickhouse_config

@@ -48,6 +48,7 @@ export function backendOptionsFromFlags(flags: {
   'redis-user'?: string
   'redis-password'?: string
   'redis-ca'?: string
+  'clickhouse-ca'?: string
   'clickhouse-url': string
   'clickhouse-user': string
   'clickhouse-password': string
@@ -66,6 +67,7 @@ export function backendOptionsFromFlags(flags: {
     redisUsername: nonEmpty(flags['redis-user']),
     redisPassword: flags['redis-password'] || undefined,
     redisCaFile: nonEmpty(flags['redis-ca']),
+    clickhouseCaFile: nonEmpty(flags['clickhouse-ca']),
     clickhouseUrl: flags['clickhouse-url'],
     clickhouseUser: flags['clickhouse-user'],
     clickhousePassword: flags['clickhouse-password'],

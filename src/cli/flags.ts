@@ -38,6 +38,7 @@ export const backendFlags = {
   'clickhouse-url': Flags.string({description: 'ClickHouse HTTP URL.', env: 'CLICKHOUSE_URL', default: DEFAULT_CLICKHOUSE_URL}),
   'clickhouse-user': Flags.string({description: 'ClickHouse user.', env: 'CLICKHOUSE_USER', default: 'default'}),
   'clickhouse-password': Flags.string({description: 'ClickHouse password.', env: 'CLICKHOUSE_PASSWORD', default: ''}),
+  'clickhouse-ca': Flags.string({description: 'PEM CA bundle for https:// ClickHouse URLs. Default: the system CAs.', env: 'CLICKHOUSE_CA'}),
   'clickhouse-database': Flags.string({
     description: 'ClickHouse database (created if missing).',
     env: 'CLICKHOUSE_DATABASE',

@@ -24,7 +24,7 @@ const EXPORTED = [
   'DEV_CLICKHOUSE_CLUSTER',
 ] as const
 
-/** The secured listeners of Kafka and Redis and their throw-away credentials (kafka-security and redis-security tests). */
+/** The secured listeners of Kafka, Redis and ClickHouse and their throw-away credentials (the *-security tests). */
 const EXPORTED_IF_PRESENT = [
   'DEV_KAFKA_SASL_SSL_BROKERS',
   'DEV_KAFKA_SSL_BROKERS',
@@ -36,6 +36,8 @@ const EXPORTED_IF_PRESENT = [
   'DEV_REDIS_CA',
   'DEV_REDIS_USERNAME',
   'DEV_REDIS_PASSWORD_FILE',
+  'DEV_CLICKHOUSE_HTTPS_URL',
+  'DEV_CLICKHOUSE_CA',
 ] as const
 
 const SERVICE_NAMES = ['redis', 'redis-cluster', 'clickhouse', 'kafka'] as const

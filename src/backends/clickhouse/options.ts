@@ -5,6 +5,8 @@ export interface ClickHouseOptions extends WriterOptions {
   clickhouseUser: string
   clickhousePassword: string
   clickhouseDatabase: string
+  /** PEM CA bundle that signs the server's certificate, for `https://` URLs. Default: the system CAs. */
+  clickhouseCaFile?: string
   /** ClickHouse table name; default `events`. */
   clickhouseTable?: string
   /** ClickHouse cluster name (`remote_servers`): local tables on every node and Distributed tables over them. */

@@ -1,24 +1,18 @@
 import {expect} from 'chai'
 import {runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
-import {uniqueName} from '../support/services.js'
+import {devServiceSetting, uniqueName} from '../support/services.js'
 import {clickhouseConsumeArgs, type ConsumeJson, describeRun, parseJson, produce} from './reliability-helpers.js'
 
 /** The ClickHouse backend over HTTPS (the test ClickHouse's https_port, a throw-away CA). */
-
-function required(name: string): string {
-  const value = process.env[name]
-  if (!value) throw new Error(`${name} is not set: scripts/services env gives it while ClickHouse runs`)
-  return value
-}
 
 describe('ClickHouse over HTTPS', function () {
   this.timeout(120_000)
   let httpsUrl = ''
   let ca = ''
   before(() => {
-    httpsUrl = required('DEV_CLICKHOUSE_HTTPS_URL')
-    ca = required('DEV_CLICKHOUSE_CA')
+    httpsUrl = devServiceSetting('DEV_CLICKHOUSE_HTTPS_URL')
+    ca = devServiceSetting('DEV_CLICKHOUSE_CA')
   })
 
   it('consume and count with --clickhouse-ca give the exact count', async () => {
@@ -35,7 +29,7 @@ describe('ClickHouse over HTTPS', function () {
   })
 
   it('a certificate from an unknown CA, or HTTPS against the HTTP port: exit 3, one line naming the URL', async () => {
-    const httpPort = new URL(required('CLICKHOUSE_URL')).port
+    const httpPort = new URL(devServiceSetting('CLICKHOUSE_URL')).port
     const results = await Promise.all([
       runIpc(['count', '--backend', 'clickhouse', '--clickhouse-url', httpsUrl]),
       runIpc(['count', '--backend', 'clickhouse', '--clickhouse-url', `https://127.0.0.1:${httpPort}`, '--clickhouse-ca', ca]),

@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
-import {uniqueName} from '../support/services.js'
+import {devServiceSetting, uniqueName} from '../support/services.js'
 import {clickhouseConsumeArgs, type ConsumeJson, describeRun, parseJson, type ProduceJson} from './reliability-helpers.js'
 
 /**
@@ -13,12 +13,6 @@ import {clickhouseConsumeArgs, type ConsumeJson, describeRun, parseJson, type Pr
  * certificates, SASL_PLAINTEXT with PLAIN only. The CA, certificates and password are made by
  * scripts/services when the broker's storage is formatted; nothing secret is in the repository.
  */
-
-function required(name: string): string {
-  const value = process.env[name]
-  if (!value) throw new Error(`${name} is not set: scripts/services env gives it while Kafka runs`)
-  return value
-}
 
 describe('Kafka security: SASL and TLS against the real broker', function () {
   this.timeout(180_000)
@@ -34,13 +28,13 @@ describe('Kafka security: SASL and TLS against the real broker', function () {
   let clientTls: string[] = []
   const wrongPassword = 'Wr0ng-Pa55word-Never-Shown'
   before(() => {
-    saslSsl = required('DEV_KAFKA_SASL_SSL_BROKERS')
-    ssl = required('DEV_KAFKA_SSL_BROKERS')
-    saslPlaintext = required('DEV_KAFKA_SASL_PLAINTEXT_BROKERS')
-    plaintext = required('KAFKA_BROKERS')
-    const tls = required('DEV_KAFKA_TLS_DIR')
-    username = required('DEV_KAFKA_SASL_USERNAME')
-    passwordFile = required('DEV_KAFKA_SASL_PASSWORD_FILE')
+    saslSsl = devServiceSetting('DEV_KAFKA_SASL_SSL_BROKERS')
+    ssl = devServiceSetting('DEV_KAFKA_SSL_BROKERS')
+    saslPlaintext = devServiceSetting('DEV_KAFKA_SASL_PLAINTEXT_BROKERS')
+    plaintext = devServiceSetting('KAFKA_BROKERS')
+    const tls = devServiceSetting('DEV_KAFKA_TLS_DIR')
+    username = devServiceSetting('DEV_KAFKA_SASL_USERNAME')
+    passwordFile = devServiceSetting('DEV_KAFKA_SASL_PASSWORD_FILE')
     password = readFileSync(passwordFile, 'utf8').trim()
     ca = join(tls, 'ca.crt')
     clientTls = ['--ssl-ca', ca, '--ssl-cert', join(tls, 'client.crt'), '--ssl-key', join(tls, 'client.key')]

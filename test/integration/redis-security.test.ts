@@ -2,19 +2,13 @@ import {expect} from 'chai'
 import {readFileSync} from 'node:fs'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
-import {redisUrl, uniqueName} from '../support/services.js'
+import {devServiceSetting, redisUrl, uniqueName} from '../support/services.js'
 import {describeRun, produce} from './reliability-helpers.js'
 
 /**
  * The Redis backend against the test Redis's TLS port and ACL user (scripts/services.d/redis.sh):
  * a throw-away CA and password made at start-up, nothing secret in the repository.
  */
-
-function required(name: string): string {
-  const value = process.env[name]
-  if (!value) throw new Error(`${name} is not set: scripts/services env gives it while Redis runs`)
-  return value
-}
 
 describe('Redis security: TLS and ACL users against the real Redis', function () {
   this.timeout(120_000)
@@ -25,10 +19,10 @@ describe('Redis security: TLS and ACL users against the real Redis', function ()
   const wrongPassword = 'Wr0ng-Redis-Pa55word'
   const printed: string[] = []
   before(() => {
-    tlsUrl = required('DEV_REDIS_TLS_URL')
-    ca = required('DEV_REDIS_CA')
-    username = required('DEV_REDIS_USERNAME')
-    password = readFileSync(required('DEV_REDIS_PASSWORD_FILE'), 'utf8').trim()
+    tlsUrl = devServiceSetting('DEV_REDIS_TLS_URL')
+    ca = devServiceSetting('DEV_REDIS_CA')
+    username = devServiceSetting('DEV_REDIS_USERNAME')
+    password = readFileSync(devServiceSetting('DEV_REDIS_PASSWORD_FILE'), 'utf8').trim()
   })
   const run = async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> => {
     const result = await runIpc(args, {env, timeoutMs: 60_000})

@@ -75,3 +75,10 @@ export function uniqueName(prefix: string): string {
     .padStart(4, '0')
   return `${prefix}_${Date.now().toString(36)}_${process.pid}_${counter}_${random}`
 }
+
+/** A setting `scripts/services env` gives while the services run (e.g. DEV_KAFKA_TLS_DIR); read it in before(). */
+export function devServiceSetting(name: string): string {
+  const value = process.env[name]
+  if (!value) throw new ServicesNotConfiguredError(`${name} is not set: scripts/services env gives it while the services run`)
+  return value
+}

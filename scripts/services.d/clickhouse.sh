@@ -57,14 +57,10 @@ start_clickhouse() {
     return 0
   fi
   server=$(find_program clickhouse-server) || die "clickhouse-server not found (run: scripts/services install)"
-  CLICKHOUSE_HTTP_PORT=$(choose_port IPC_CLICKHOUSE_HTTP_PORT 18123) || exit 1
-  take_port "$CLICKHOUSE_HTTP_PORT"
-  CLICKHOUSE_TCP_PORT=$(choose_port IPC_CLICKHOUSE_TCP_PORT 19000) || exit 1
-  take_port "$CLICKHOUSE_TCP_PORT"
-  CLICKHOUSE_INTERSERVER_PORT=$(choose_port IPC_CLICKHOUSE_INTERSERVER_PORT 19009) || exit 1
-  take_port "$CLICKHOUSE_INTERSERVER_PORT"
-  CLICKHOUSE_HTTPS_PORT=$(choose_port IPC_CLICKHOUSE_HTTPS_PORT 18443) || exit 1
-  take_port "$CLICKHOUSE_HTTPS_PORT"
+  claim_port CLICKHOUSE_HTTP_PORT IPC_CLICKHOUSE_HTTP_PORT 18123
+  claim_port CLICKHOUSE_TCP_PORT IPC_CLICKHOUSE_TCP_PORT 19000
+  claim_port CLICKHOUSE_INTERSERVER_PORT IPC_CLICKHOUSE_INTERSERVER_PORT 19009
+  claim_port CLICKHOUSE_HTTPS_PORT IPC_CLICKHOUSE_HTTPS_PORT 18443
   echo "$CLICKHOUSE_HTTPS_PORT" >"$STATE_DIR/clickhouse-https.port"
   make_certificates "$STATE_DIR/clickhouse/tls" server
   rm -f "$STATE_DIR/clickhouse.pid"

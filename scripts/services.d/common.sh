@@ -147,6 +147,15 @@ choose_port() {
 
 take_port() { PORTS_TAKEN="$PORTS_TAKEN$1 "; }
 
+# claim_port NAME SETTING DEFAULT: chooses a port as choose_port does, takes it, and stores it in
+# the variable NAME.
+claim_port() {
+  local port
+  port=$(choose_port "$2" "$3") || exit 1
+  take_port "$port"
+  printf -v "$1" '%s' "$port"
+}
+
 # HTTP GET on 127.0.0.1:port; prints the body of a 200 response.
 http_get() {
   local port=$1 path=$2

@@ -30,8 +30,7 @@ start_redis() {
     wait_ready redis "$STATE_DIR/redis.pid" redis_probe || start_failed redis "$LOG_DIR/redis.log"
     return 0
   fi
-  REDIS_PORT=$(choose_port IPC_REDIS_PORT 16379) || exit 1
-  take_port "$REDIS_PORT"
+  claim_port REDIS_PORT IPC_REDIS_PORT 16379
   rm -f "$STATE_DIR/redis.pid"
   mkdir -p "$STATE_DIR/redis" "$LOG_DIR"
   : >"$LOG_DIR/redis.log"
@@ -40,8 +39,7 @@ start_redis() {
   started=$(date +%s%N)
   # Also a TLS port and an ACL user next to the default (password-less) user, for ipc's Redis
   # security flags; a throw-away CA and password, made here, in $STATE_DIR/redis.
-  REDIS_TLS_PORT=$(choose_port IPC_REDIS_TLS_PORT 16389) || exit 1
-  take_port "$REDIS_TLS_PORT"
+  claim_port REDIS_TLS_PORT IPC_REDIS_TLS_PORT 16389
   echo "$REDIS_TLS_PORT" >"$STATE_DIR/redis-tls.port"
   make_certificates "$STATE_DIR/redis/tls" server
   head -c 18 /dev/urandom | base64 | tr '+/' 'AB' >"$STATE_DIR/redis/password"

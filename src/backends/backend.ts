@@ -1,4 +1,5 @@
 import type {EventEmitter} from 'node:events'
+import {readFileSync} from 'node:fs'
 import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../query/count-query.js'
 import {sleep} from '../util/async.js'
 
@@ -79,6 +80,15 @@ export interface RangeCountBackend extends CountBackend {
    * event), in order; each bucket counts only its part inside the range.
    */
   countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]>
+}
+
+/** Reads the PEM CA bundle a backend's TLS connections trust; a BackendError naming the file if it cannot. */
+export function readCaFile(file: string, service: string, backend: string, location: string): Buffer {
+  try {
+    return readFileSync(file)
+  } catch (error) {
+    throw new BackendError(`cannot read the ${service} CA file ${file}: ${(error as NodeJS.ErrnoException).code}`, backend, location)
+  }
 }
 
 /** Re-emits a part's health events (e.g. its BatchWriter's) as the backend's own. */

@@ -2,6 +2,7 @@ import kafkajs from 'kafkajs'
 import {BackendError} from '../backends/backend.js'
 import {KafkaAuthenticationError, KafkaUnreachableError} from '../kafka/client.js'
 import {TopicNotFoundError} from '../kafka/topics.js'
+import {errorChain} from '../util/errors.js'
 
 /**
  * Exit codes shared by every command (documented in the README):
@@ -37,10 +38,6 @@ const UNAVAILABLE: readonly ErrorClass[] = [
 
 /** The exit code for an error that ended a command: its own, or that of an error it wraps. */
 export function exitCodeFor(error: unknown): number {
-  let current: unknown = error
-  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
-    if (UNAVAILABLE.some((type) => current instanceof type)) return EXIT_UNAVAILABLE
-    current = current.cause
-  }
-  return EXIT_FAILURE
+  const unavailable = errorChain(error).some((current) => UNAVAILABLE.some((type) => current instanceof type))
+  return unavailable ? EXIT_UNAVAILABLE : EXIT_FAILURE
 }

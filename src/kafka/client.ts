@@ -1,3 +1,4 @@
+import {errorChain} from '../util/errors.js'
 import type {KafkaSecurity} from './security.js'
 import {type Admin, type Consumer, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Producer, type RetryOptions} from 'kafkajs'
 
@@ -97,7 +98,7 @@ function oneLine(message: string): string {
 
 /** What went wrong in a TLS handshake, said for people, from the Node.js error code in `error`'s chain. */
 function tlsProblem(error: unknown): string | undefined {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+  for (const current of errorChain(error)) {
     const code = (current as {code?: unknown}).code
     if (typeof code !== 'string') continue
     if (UNTRUSTED_CERTIFICATE.has(code)) return "TLS: the broker's certificate is not trusted (give its CA with --ssl-ca)"
@@ -182,10 +183,10 @@ const HANDSHAKE_REQUESTS = new Set(['ApiVersions', 'SaslHandshake', 'SaslAuthent
  * Kafka client error came before any of its clients had connected, the error itself otherwise.
  */
 export function explainKafkaFailure(kafka: Kafka | undefined, brokers: readonly string[], error: unknown): unknown {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    const type = (current as {type?: string}).type ?? ''
-    if (current.name === 'KafkaJSSASLAuthenticationError' || SASL_REFUSALS.has(type)) return new KafkaAuthenticationError(brokers, {cause: current})
-  }
+  const refusal = errorChain(error).find(
+    (current) => current.name === 'KafkaJSSASLAuthenticationError' || SASL_REFUSALS.has((current as {type?: string}).type ?? ''),
+  )
+  if (refusal) return new KafkaAuthenticationError(brokers, {cause: refusal})
   if (!kafka || reached.has(kafka) || !(error instanceof Error)) return error
   if (!error.name.startsWith('KafkaJS') && error.message !== 'Broker not connected') return error
   return new KafkaUnreachableError(brokers, {cause: error})

@@ -77,7 +77,7 @@ export function settingsFromProperties(properties: Map<string, string>): KafkaSe
   const settings: KafkaSecuritySettings = {}
   for (const [name, value] of properties) {
     const setting = PROPERTY_NAMES[name]
-    if (setting && setting !== 'verifyCertificates') (settings as Record<string, string>)[setting] = value
+    if (setting) (settings as Record<string, string>)[setting] = value
   }
   const verify = properties.get('enable.ssl.certificate.verification')
   if (verify !== undefined) settings.verifyCertificates = verify.trim().toLowerCase() !== 'false'
@@ -99,7 +99,8 @@ export function mergeSettings(...layers: KafkaSecuritySettings[]): KafkaSecurity
   return merged
 }
 
-function readPem(file: string, what: string): string {
+/** A file a setting names (PEM, password, properties), read as text; a KafkaSecurityError if it cannot be. */
+function readSettingFile(file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8')
   } catch (error) {
@@ -126,13 +127,13 @@ export function resolveSecurity(settings: KafkaSecuritySettings): KafkaSecurity 
   const security: KafkaSecurity = {protocol}
   if (protocol === 'SSL' || protocol === 'SASL_SSL') {
     const ssl: ConnectionOptions = {rejectUnauthorized: settings.verifyCertificates !== false}
-    if (settings.caFile) ssl.ca = readPem(settings.caFile, 'CA file')
+    if (settings.caFile) ssl.ca = readSettingFile(settings.caFile, 'CA file')
     if ((settings.certFile === undefined) !== (settings.keyFile === undefined)) {
       throw new KafkaSecurityError('a client certificate needs its key and a key its certificate: give both --ssl-cert and --ssl-key')
     }
     if (settings.certFile && settings.keyFile) {
-      ssl.cert = readPem(settings.certFile, 'client certificate')
-      ssl.key = readPem(settings.keyFile, 'client key')
+      ssl.cert = readSettingFile(settings.certFile, 'client certificate')
+      ssl.key = readSettingFile(settings.keyFile, 'client key')
       if (settings.keyPassword) ssl.passphrase = settings.keyPassword
     }
     security.ssl = ssl
@@ -143,7 +144,7 @@ export function resolveSecurity(settings: KafkaSecuritySettings): KafkaSecurity 
     const mechanism = oneOf(settings.saslMechanism ?? 'PLAIN', SASL_MECHANISMS, 'SASL mechanism')
     if (!settings.saslUsername) throw new KafkaSecurityError(`security protocol ${protocol} needs a SASL username (--sasl-username)`)
     let password = settings.saslPassword
-    if (settings.saslPasswordFile !== undefined) password = readPem(settings.saslPasswordFile, 'SASL password file').split(/\r?\n/)[0]
+    if (settings.saslPasswordFile !== undefined) password = readSettingFile(settings.saslPasswordFile, 'SASL password file').split(/\r?\n/)[0]
     if (password === undefined) throw new KafkaSecurityError(`security protocol ${protocol} needs a SASL password (--sasl-password-file or --sasl-password)`)
     const username = settings.saslUsername
     security.sasl =
@@ -160,11 +161,5 @@ export function resolveSecurity(settings: KafkaSecuritySettings): KafkaSecurity 
 
 /** Reads a client properties file (`--kafka-config`, as `kcat -F`). */
 export function readClientProperties(file: string): KafkaSecuritySettings {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (error) {
-    throw new KafkaSecurityError(`cannot read the Kafka client properties ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
-  }
-  return settingsFromProperties(parseProperties(text))
+  return settingsFromProperties(parseProperties(readSettingFile(file, 'Kafka client properties')))
 }

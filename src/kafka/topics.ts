@@ -1,5 +1,6 @@
 import type {Kafka} from 'kafkajs'
-import {sleep} from '../util/async.js'
+import {retryWhileRetriable} from '../util/async.js'
+import {errorChain} from '../util/errors.js'
 
 /** Topics: the errors a missing topic gives, and creating one with the admin API. */
 
@@ -21,13 +22,7 @@ export class TopicNotFoundError extends Error {
 
 /** Whether a Kafka client error (or one it wraps) says the topic or partition is unknown. */
 export function isUnknownTopicError(error: unknown): boolean {
-  let current: unknown = error
-  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
-    if ((current as {type?: string}).type === 'UNKNOWN_TOPIC_OR_PARTITION') return true
-    const wrapped = current as {originalError?: unknown; cause?: unknown}
-    current = wrapped.originalError ?? wrapped.cause
-  }
-  return false
+  return errorChain(error).some((current) => (current as {type?: string}).type === 'UNKNOWN_TOPIC_OR_PARTITION')
 }
 
 export class TopicExistsError extends Error {
@@ -66,8 +61,7 @@ export async function createTopic(kafka: Pick<Kafka, 'admin'>, spec: NewTopic): 
       waitForLeaders: false,
     })
     if (!created) throw new TopicExistsError(`topic "${spec.topic}" exists already`)
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
+    await retryWhileRetriable(async () => {
       const leaders = await admin.fetchTopicMetadata({topics: [spec.topic]}).then(
         ({topics}) => topics[0].partitions.filter((partition) => partition.leader >= 0).length,
         (error: {retriable?: boolean}) => {
@@ -75,11 +69,10 @@ export async function createTopic(kafka: Pick<Kafka, 'admin'>, spec: NewTopic): 
           throw error
         },
       )
-      if (leaders === spec.partitions) return
-      if (Date.now() > deadline)
+      if (leaders !== spec.partitions) {
         throw new TopicNotReadyError(`topic "${spec.topic}": ${leaders} of ${spec.partitions} partitions have a leader after ${timeoutMs} ms`)
-      await sleep(200)
-    }
+      }
+    }, timeoutMs)
   } finally {
     await admin.disconnect()
   }

@@ -97,7 +97,8 @@ export class ConsumePipeline {
   private stopRequested?: () => void
   private readonly stopSignal: Promise<void>
   private readonly heartbeatIntervalMs: number
-  private backendFailingSince?: number
+  /** Writes have failed since the last successful one (the outage has been announced). */
+  private backendFailing = false
 
   constructor(private readonly options: ConsumeOptions) {
     this.stats = {
@@ -133,8 +134,8 @@ export class ConsumePipeline {
   private backendWriteFailed(error: Error): void {
     this.stats.backendErrors++
     const {backend, log} = this.options
-    if (this.backendFailingSince === undefined) {
-      this.backendFailingSince = Date.now()
+    if (!this.backendFailing) {
+      this.backendFailing = true
       log(
         `${backend.name}: writes are failing; retrying with backoff. No offset is committed until the events are written; fetching pauses while the backend holds back new events`,
       )
@@ -144,7 +145,7 @@ export class ConsumePipeline {
 
   private backendWriteRecovered(failedForMs: number): void {
     this.options.log(`${this.options.backend.name}: writing again after ${formatDuration(failedForMs)} of failures; catching up`)
-    this.backendFailingSince = undefined
+    this.backendFailing = false
   }
 
   get stopping(): boolean {

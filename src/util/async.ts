@@ -31,3 +31,19 @@ export function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | un
   })
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer))
 }
+
+/**
+ * Runs `request` again, every `intervalMs`, while it fails with an error marked `retriable` (as
+ * kafkajs and this project mark theirs), for up to `timeoutMs`; then the last error is thrown.
+ */
+export async function retryWhileRetriable<T>(request: () => Promise<T>, timeoutMs: number, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await request()
+    } catch (error) {
+      if (!(error as {retriable?: boolean}).retriable || Date.now() > deadline) throw error
+      await sleep(intervalMs)
+    }
+  }
+}

@@ -1,3 +1,17 @@
+/**
+ * An error and those it wraps, outermost first: `cause`, or kafkajs's `originalError`; at most
+ * five deep.
+ */
+export function errorChain(error: unknown): Error[] {
+  const chain: Error[] = []
+  for (let current = error; current instanceof Error && chain.length < 5;) {
+    chain.push(current)
+    const wrapped = current as {originalError?: unknown; cause?: unknown}
+    current = wrapped.originalError ?? wrapped.cause
+  }
+  return chain
+}
+
 /** A one-line reason for an error from a client library, never empty (AggregateError, bare codes). */
 export function errorReason(error: unknown): string {
   if (error instanceof AggregateError && !error.message) {

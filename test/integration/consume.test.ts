@@ -3,7 +3,7 @@ import {expect} from 'chai'
 import {runIpc, startIpc, waitFor} from '../support/cli.js'
 import {committedTotal, createTopic} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, type ConsumeJson, kafka, parseJson, produce, type ProduceJson} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, kafka, parseJson, produce, type ProduceJson} from './reliability-helpers.js'
 
 describe('ipc produce → ipc consume → ipc count against the real services', function () {
   this.timeout(180_000)
@@ -20,23 +20,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
 
     it('clickhouse counts exactly the distinct devices the producer reported', async () => {
       const database = uniqueName('ipc')
-      const consumed = parseJson<ConsumeJson>(
-        await runIpc([
-          'consume',
-          '--topic',
-          topic,
-          '--backend',
-          'clickhouse',
-          '--clickhouse-database',
-          database,
-          '--group',
-          uniqueName('g'),
-          '--from-beginning',
-          '--until-idle',
-          '3s',
-          '--json',
-        ]),
-      )
+      const consumed = parseJson<ConsumeJson>(await runIpc(clickhouseConsumeArgs(topic, database, uniqueName('g'), {'--until-idle': '3s'})))
       expect(consumed.reason).to.equal('idle')
       expect(consumed.stats.processed).to.equal(100_000)
       expect(consumed.stats.invalid).to.equal(0)
@@ -77,22 +61,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     const group = uniqueName('g')
     await createTopic(topic, 4)
     const produced = await produce(topic, {'--num-devices': '300', '--num-messages': '500', '--seed': '5'})
-    const consumer = startIpc([
-      'consume',
-      '--topic',
-      topic,
-      '--backend',
-      'clickhouse',
-      '--clickhouse-database',
-      database,
-      '--group',
-      group,
-      '--from-beginning',
-      '--batch-size',
-      '1000000',
-      '--flush-interval',
-      '2s',
-    ])
+    const consumer = startIpc(clickhouseConsumeArgs(topic, database, group, {'--batch-size': '1000000', '--flush-interval': '2s'}, {json: false}))
     const clickhouse = createClickHouseClient({url: serviceUrls().clickhouseUrl})
     try {
       const samples: Array<{committed: number; rows: number}> = []
@@ -160,21 +129,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     await producer.disconnect()
 
     const consumed = parseJson<ConsumeJson>(
-      await runIpc([
-        'consume',
-        '--topic',
-        topic,
-        '--backend',
-        'memory',
-        '--group',
-        uniqueName('g'),
-        '--from-beginning',
-        '--until-idle',
-        '2s',
-        '--dlq-topic',
-        dlqTopic,
-        '--json',
-      ]),
+      await runIpc(consumeArgs(topic, uniqueName('g'), {'--backend': 'memory', '--until-idle': '2s', '--dlq-topic': dlqTopic})),
     )
     expect(consumed.totalDevices).to.equal(50)
     expect(consumed.stats.valid).to.equal(200)

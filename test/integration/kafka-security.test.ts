@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
 import {devServiceSetting, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, type ConsumeJson, describeRun, parseJson, type ProduceJson} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, describeRun, parseJson, type ProduceJson} from './reliability-helpers.js'
 
 /**
  * `ipc produce` and `ipc consume` against the secured listeners of the test broker
@@ -111,23 +111,7 @@ describe('Kafka security: SASL and TLS against the real broker', function () {
       ].join('\n'),
     )
     const viaProperties = parseJson<ConsumeJson>(
-      await run([
-        'consume',
-        '--brokers',
-        saslSsl,
-        '-F',
-        properties,
-        '--topic',
-        topic,
-        '--backend',
-        'memory',
-        '--group',
-        uniqueName('g'),
-        '--from-beginning',
-        '--until-idle',
-        '3s',
-        '--json',
-      ]),
+      await run(consumeArgs(topic, uniqueName('g'), {'--brokers': saslSsl, '-F': properties, '--backend': 'memory', '--until-idle': '3s'})),
     )
     expect(viaProperties.totalDevices).to.equal(produced.distinctDevices)
   })

@@ -53,12 +53,23 @@ export function startProduce(topic: string, flags: Record<string, string>, env?:
 }
 
 /**
- * `ipc consume` into a ClickHouse database, from the beginning of `topic`, printing its summary as
- * JSON; `flags` adds or overrides flags (e.g. `{'--until-idle': '5s'}`).
+ * `ipc consume` of `topic` from its beginning in `group`, printing its summary as JSON unless
+ * `json` is false; `flags` adds or overrides flags (e.g. `{'--backend': 'memory', '--until-idle': '5s'}`).
  */
-export function clickhouseConsumeArgs(topic: string, database: string, group: string, flags: Record<string, string> = {}): string[] {
-  const all: Record<string, string> = {'--topic': topic, '--backend': 'clickhouse', '--clickhouse-database': database, '--group': group, ...flags}
-  return ['consume', ...Object.entries(all).flat(), '--from-beginning', '--json']
+export function consumeArgs(topic: string, group: string, flags: Record<string, string> = {}, {json = true} = {}): string[] {
+  const all: Record<string, string> = {'--topic': topic, '--group': group, ...flags}
+  return ['consume', ...Object.entries(all).flat(), '--from-beginning', ...(json ? ['--json'] : [])]
+}
+
+/** {@link consumeArgs} into a ClickHouse database. */
+export function clickhouseConsumeArgs(
+  topic: string,
+  database: string,
+  group: string,
+  flags: Record<string, string> = {},
+  options: {json?: boolean} = {},
+): string[] {
+  return consumeArgs(topic, group, {'--backend': 'clickhouse', '--clickhouse-database': database, ...flags}, options)
 }
 
 export function kafka(brokers: readonly string[] = serviceUrls().kafkaBrokers): Kafka {
@@ -122,7 +133,7 @@ export function samplePeakRss(running: RunningCli, intervalMs = 200): {stop: () 
   }
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+export {sleep} from '../../src/util/async.js'
 
 /** Waits until `value()` differs from `from` (e.g. rows grew: a flush happened). */
 export async function waitForChange(what: string, value: () => Promise<number>, from: number, timeoutMs = 60_000, intervalMs = 25): Promise<number> {

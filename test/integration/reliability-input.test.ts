@@ -5,7 +5,7 @@ import {seededRandom} from '../../src/loadgen/generator.js'
 import {createTopic} from '../support/kafka.js'
 import {runIpc, waitFor} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
-import {ClickHouseProbe, type ConsumeJson, describeRun, kafka, parseJson, reportFigure} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, ClickHouseProbe, type ConsumeJson, describeRun, kafka, parseJson, reportFigure} from './reliability-helpers.js'
 
 /**
  * A corpus of hostile messages mixed with valid events: the consumer must not crash, must give
@@ -221,25 +221,7 @@ describe('reliability: hostile input', function () {
       await producer.disconnect()
     }
 
-    const result = await runIpc([
-      'consume',
-      '--topic',
-      topic,
-      '--backend',
-      'clickhouse',
-      '--clickhouse-database',
-      database,
-      '--group',
-      uniqueName('g'),
-      '--from-beginning',
-      '--until-idle',
-      '3s',
-      '--dlq-topic',
-      dlqTopic,
-      '--batch-size',
-      '100',
-      '--json',
-    ])
+    const result = await runIpc(clickhouseConsumeArgs(topic, database, uniqueName('g'), {'--until-idle': '3s', '--dlq-topic': dlqTopic, '--batch-size': '100'}))
     const consumed = parseJson<ConsumeJson>(result)
 
     const expectedByReason = Object.fromEntries(INVALID_REASONS.map((reason) => [reason, 0])) as Record<InvalidReason, number>

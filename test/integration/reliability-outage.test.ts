@@ -4,12 +4,13 @@ import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {redisCount, serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
 import {
+  clickhouseConsumeArgs,
   ClickHouseProbe,
   describeRun,
   linesMatching,
+  parseJson,
   produce,
   type ProduceJson,
-  parseJson,
   reportFigure,
   samplePeakRss,
   sleep,
@@ -253,28 +254,13 @@ describe('reliability: backend outages', function () {
     const produced = await produce(topic, {'--num-devices': '500', '--num-messages': '2000', '--seed': seed})
     const relay = await relayTo(serviceUrls().clickhouseUrl, 8123)
     const consumer = startIpc(
-      [
-        'consume',
-        '--topic',
+      clickhouseConsumeArgs(
         topic,
-        '--backend',
-        'clickhouse',
-        '--clickhouse-url',
-        relay.url,
-        '--clickhouse-database',
         database,
-        '--group',
         group,
-        '--from-beginning',
-        '--batch-size',
-        '1000000',
-        '--flush-interval',
-        flushInterval,
-        '--max-retry-time',
-        '2s',
-        '--report-interval',
-        '200ms',
-      ],
+        {'--clickhouse-url': relay.url, '--batch-size': '1000000', '--flush-interval': flushInterval, '--max-retry-time': '2s', '--report-interval': '200ms'},
+        {json: false},
+      ),
       {timeoutMs: 60_000},
     )
     try {

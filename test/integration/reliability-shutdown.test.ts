@@ -3,7 +3,7 @@ import {committedTotal, createTopic} from '../support/kafka.js'
 import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
-import {ClickHouseProbe, describeRun, generatedDevices, linesMatching, produce, reportFigure} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, ClickHouseProbe, describeRun, generatedDevices, linesMatching, produce, reportFigure} from './reliability-helpers.js'
 
 /** Graceful and forced stops while a ClickHouse batch sits in the consumer's buffer. */
 
@@ -28,24 +28,13 @@ describe('reliability: shutdown under load', function () {
   })
 
   function consumeArgs(topic: string, database: string, group: string, clickhouseUrl = serviceUrls().clickhouseUrl): string[] {
-    return [
-      'consume',
-      '--topic',
+    return clickhouseConsumeArgs(
       topic,
-      '--backend',
-      'clickhouse',
-      '--clickhouse-url',
-      clickhouseUrl,
-      '--clickhouse-database',
       database,
-      '--group',
       group,
-      '--from-beginning',
-      '--report-interval',
-      '200ms',
-      '--session-timeout',
-      '4s',
-    ]
+      {'--clickhouse-url': clickhouseUrl, '--report-interval': '200ms', '--session-timeout': '4s'},
+      {json: false},
+    )
   }
 
   it('SIGTERM while a batch is buffered: the batch is inserted and committed before a clean exit 0', async () => {

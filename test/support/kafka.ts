@@ -3,6 +3,7 @@ import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {type Admin, AssignerProtocol, Kafka, logLevel} from 'kafkajs'
 import {createTopic as createKafkaTopic} from '../../src/kafka/topics.js'
+import {retryWhileRetriable} from '../../src/util/async.js'
 import {serviceUrls} from './services.js'
 
 /**
@@ -28,20 +29,9 @@ export interface TopicOptions {
   brokers?: readonly string[]
 }
 
-/**
- * Runs `request` again while it fails with an error kafkajs marks retriable (a group coordinator
- * still loading, a topic's metadata not yet on every broker), for up to `timeoutMs`.
- */
-export async function retryRetriable<T>(request: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await request()
-    } catch (error) {
-      if (!(error as {retriable?: boolean}).retriable || Date.now() > deadline) throw error
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
-  }
+/** Runs a Kafka request again while the broker answers it with a retriable error (up to 30 s). */
+function retryRetriable<T>(request: () => Promise<T>): Promise<T> {
+  return retryWhileRetriable(request, 30_000)
 }
 
 async function withAdmin<T>(brokers: readonly string[] | undefined, work: (admin: Admin) => Promise<T>): Promise<T> {

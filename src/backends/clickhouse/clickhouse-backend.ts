@@ -4,7 +4,6 @@ import {type BoundedCountQuery, type BucketSize, type CountQuery, denseSeries, t
 import {quoteSqlIdentifier, validateSqlIdentifier} from '../identifiers.js'
 import {errorReason} from '../../util/errors.js'
 import {EventEmitter} from 'node:events'
-import {readFileSync} from 'node:fs'
 import {
   type AddReceipt,
   BackendError,
@@ -14,6 +13,7 @@ import {
   type RetryPolicy,
   urlWithoutCredentials,
   type BackendEvents,
+  readCaFile,
   relayBackendEvents,
 } from '../backend.js'
 import {BatchWriter} from '../batch-writer.js'
@@ -124,7 +124,7 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
       username,
       password,
       request_timeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      ...(options.clickhouseCaFile ? {tls: {ca_cert: this.readCaFile(options.clickhouseCaFile)}} : {}),
+      ...(options.clickhouseCaFile ? {tls: {ca_cert: readCaFile(options.clickhouseCaFile, 'ClickHouse', this.name, this.location)}} : {}),
       // Errors reach the caller as BackendErrors; the client's own logger would print stack traces.
       log: {level: ClickHouseLogLevel.OFF},
     }
@@ -141,14 +141,6 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
       closedError: () => new BackendError(`ClickHouse backend at ${this.location} is closed`, this.name, this.location),
     })
     relayBackendEvents(this.writer, this)
-  }
-
-  private readCaFile(file: string): Buffer {
-    try {
-      return readFileSync(file)
-    } catch (error) {
-      throw new BackendError(`cannot read the ClickHouse CA file ${file}: ${(error as NodeJS.ErrnoException).code}`, this.name, this.location)
-    }
   }
 
   /** Whether counts read the rollups (known after `connect()`; false before). */

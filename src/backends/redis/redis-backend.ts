@@ -1,6 +1,5 @@
 import {createClient, createCluster, ErrorReply} from 'redis'
 import {EventEmitter} from 'node:events'
-import {readFileSync} from 'node:fs'
 import {
   type BoundedCountQuery,
   bucketCeil,
@@ -24,6 +23,7 @@ import {
   DEFAULT_RETRY_POLICY,
   type DeviceEvent,
   type RangeCountBackend,
+  readCaFile,
   relayBackendEvents,
   urlWithoutCredentials,
 } from '../backend.js'
@@ -110,7 +110,7 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
   private readonly url: string
   /** ACL credentials given apart from the URL (they win over the URL's). */
   private readonly credentials: {username?: string; password?: string}
-  private readonly ca?: string
+  private readonly ca?: Buffer
   private readonly cluster?: ClusterSeed
   private readonly requestTimeoutMs: number
   private readonly writer: BatchWriter<DeviceEvent, DeviceSets>
@@ -126,13 +126,7 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
       ...(options.redisUsername ? {username: options.redisUsername} : {}),
       ...(options.redisPassword ? {password: options.redisPassword} : {}),
     }
-    if (options.redisCaFile) {
-      try {
-        this.ca = readFileSync(options.redisCaFile, 'utf8')
-      } catch (error) {
-        throw new BackendError(`cannot read the Redis CA file ${options.redisCaFile}: ${(error as NodeJS.ErrnoException).code}`, 'redis', options.redisCaFile)
-      }
-    }
+    if (options.redisCaFile) this.ca = readCaFile(options.redisCaFile, 'Redis', 'redis', options.redisCaFile)
     this.key = validateRedisKey(options.redisKey)
     this.keys = new RedisKeys(this.key)
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS

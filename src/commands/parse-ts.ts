@@ -1,5 +1,6 @@
 import {Args, Command} from '@oclif/core'
 import {createInterface} from 'node:readline'
+import {positionalValues} from '../cli/argv.js'
 import {EXIT_FAILURE, EXIT_USAGE} from '../cli/exit-codes.js'
 import {isInteractive, renderTable} from '../cli/output.js'
 import {isTimestampFailure, tryParseTimestamp, type TimestampFormat} from '../events/timestamp.js'
@@ -47,8 +48,8 @@ Values come from the arguments, or one per line from stdin when there are none (
   }
 
   async run(): Promise<ParseTsResult[] | undefined> {
-    const {argv} = await this.parse(ParseTs)
-    const values = argv as string[]
+    await this.parse(ParseTs)
+    const values = positionalValues(this.argv, ['--json'])
     if (values.length === 0 && process.stdin.isTTY) {
       this.error('no values: give timestamps as arguments, or pipe them on stdin one per line', {exit: EXIT_USAGE})
     }

@@ -130,8 +130,7 @@ describe('test services', () => {
         // must reach each partition's end, which holds at least the messages sent.
         const [committed] = await admin.fetchOffsets({groupId, topics: [topic]})
         const ends = await admin.fetchTopicOffsets(topic)
-        const byPartition = (rows: Array<{partition: number; offset: string}>) =>
-          Object.fromEntries(rows.map((row) => [row.partition, Number(row.offset)]))
+        const byPartition = (rows: Array<{partition: number; offset: string}>) => Object.fromEntries(rows.map((row) => [row.partition, Number(row.offset)]))
         expect(byPartition(committed.partitions)).to.deep.equal(byPartition(ends))
         const total = ends.reduce((sum, partition) => sum + Number(partition.offset), 0)
         expect(total).to.be.at.least(sent.length)

@@ -102,6 +102,32 @@ describe('ipc parse-ts', () => {
     expect(run.status).to.equal(0)
   })
 
+  it('follows the arguments one for one when values repeat, plain and --json', () => {
+    const plain = parseTs(['1', '2', '3', '1', 'x', '2', 'x'])
+    expect(plain.stdout).to.equal(
+      ['1970-01-01T00:00:01.000Z', '1970-01-01T00:00:02.000Z', '1970-01-01T00:00:03.000Z', '1970-01-01T00:00:01.000Z', '', '1970-01-01T00:00:02.000Z', ''].join(
+        '\n',
+      ) + '\n',
+    )
+    expect(plain.stderr.trimEnd().split('\n')).to.have.lengthOf(2)
+    const json = parseTs(['2', '--json', '1', '2'])
+    expect((JSON.parse(json.stdout) as Array<{input: string}>).map((result) => result.input)).to.deep.equal(['2', '1', '2'])
+  })
+
+  it('after --, keeps negative numbers and flag-like values in place, and --json there is a value', () => {
+    const run = parseTs(['-5', '--', '-86400', '--json', '-5', '1'])
+    expect(run.stdout.split('\n')).to.deep.equal([
+      '1969-12-31T23:59:55.000Z',
+      '1969-12-31T00:00:00.000Z',
+      '',
+      '1969-12-31T23:59:55.000Z',
+      '1970-01-01T00:00:01.000Z',
+      '',
+    ])
+    expect(run.stderr).to.match(/^error: --json: /)
+    expect(run.status).to.equal(1)
+  })
+
   it('--help explains the accepted shapes and the epoch magnitude rule', () => {
     const run = parseTs(['--help'])
     expect(run.status).to.equal(0)

@@ -11,6 +11,16 @@ export interface DeviceEvent {
   deviceIp: string
   /** Integer in -128..127. */
   errorCode: number
+  /** The Kafka message the event came from; backends that keep raw events store it once per message. */
+  source?: EventSource
+}
+
+/** A Kafka message's coordinates. */
+export interface EventSource {
+  topic: string
+  partition: number
+  /** Kafka offsets are 64-bit: kept as the decimal text kafkajs gives. */
+  offset: string
 }
 
 /**

@@ -285,6 +285,7 @@ export class ConsumePipeline {
         this.stats.processed++
         if (result.ok) {
           this.stats.valid++
+          result.event.source = {topic: batch.topic, partition: batch.partition, offset: message.offset}
           events.push(result.event)
         } else {
           this.stats.invalid++

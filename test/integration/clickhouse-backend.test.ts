@@ -37,10 +37,14 @@ describe('ClickHouse backend helpers', () => {
     expect(escapeTsv('a\tb\nc\rd\\e')).to.equal('a\\tb\\nc\\rd\\\\e')
   })
 
-  it('creates a MergeTree ordered by device_ip for both layouts', () => {
+  it('creates a ReplacingMergeTree keyed by the Kafka coordinates for both layouts', () => {
     for (const layout of ['epoch-ms', 'datetime64'] as const) {
       const sql = createTableSql('`db`.`events`', layout)
-      expect(sql).to.include('CREATE TABLE IF NOT EXISTS `db`.`events`').and.include('ENGINE = MergeTree').and.include('ORDER BY device_ip')
+      expect(sql)
+        .to.include('CREATE TABLE IF NOT EXISTS `db`.`events`')
+        .and.include('kafka_topic String,\n  kafka_partition Int32,\n  kafka_offset Int64')
+        .and.include('ENGINE = ReplacingMergeTree')
+        .and.include('ORDER BY (kafka_topic, kafka_partition, kafka_offset)')
     }
     expect(createTableSql('`db`.`events`', 'datetime64')).to.include("timestamp DateTime64(3, 'UTC')")
     expect(createTableSql('`db`.`events`', 'epoch-ms')).to.include('timestamp_ms Int64')

@@ -27,7 +27,7 @@ describe('ClickHouse cluster DDL (generated)', () => {
     expect(onCluster[0]).to.equal('CREATE DATABASE IF NOT EXISTS `ipc` ON CLUSTER `analytics`')
     expect(onCluster[1])
       .to.match(/^CREATE TABLE IF NOT EXISTS `ipc`\.`events_local` ON CLUSTER `analytics` \(/)
-      .and.include('ENGINE = MergeTree')
+      .and.include('ENGINE = ReplacingMergeTree')
     expect(onCluster[2]).to.include('`ipc`.`events_devices_local`').and.include('ReplacingMergeTree').and.include('ORDER BY device_ip')
     expect(onCluster[3]).to.include('`ipc`.`events_hourly_local`').and.include('ORDER BY (hour, error_code, device_ip)')
     expect(onCluster[4]).to.include('TO `ipc`.`events_devices_local`').and.include('FROM `ipc`.`events_local`')
@@ -107,17 +107,18 @@ describe('ClickHouse cluster tables on the test server (one-shard cluster, local
     await admin.close()
   })
 
-  it('creates local MergeTree tables and Distributed tables over them', async () => {
+  it('creates local ReplacingMergeTree tables, Distributed tables over them and the deduplicated view', async () => {
     const result = await admin.query({query: `SELECT name, engine FROM system.tables WHERE database = '${database}' ORDER BY name`, format: 'JSONEachRow'})
     expect(await result.json()).to.deep.equal([
       {name: 'events', engine: 'Distributed'},
+      {name: 'events_deduplicated', engine: 'View'},
       {name: 'events_devices', engine: 'Distributed'},
       {name: 'events_devices_local', engine: 'ReplacingMergeTree'},
       {name: 'events_devices_mv', engine: 'MaterializedView'},
       {name: 'events_hourly', engine: 'Distributed'},
       {name: 'events_hourly_local', engine: 'ReplacingMergeTree'},
       {name: 'events_hourly_mv', engine: 'MaterializedView'},
-      {name: 'events_local', engine: 'MergeTree'},
+      {name: 'events_local', engine: 'ReplacingMergeTree'},
     ])
   })
 
@@ -131,6 +132,7 @@ describe('ClickHouse cluster tables on the test server (one-shard cluster, local
     await clickhouse.connect()
     try {
       expect(await clickhouse.count()).to.equal(exactCount(events, {errorCodes: []}))
+      expect(await clickhouse.eventCount()).to.equal(events.length)
       const range = {sinceMs: baseMs + 35 * 60_000, untilMs: baseMs + 4 * HOUR_MS + 10 * 60_000, errorCodes: [2, 9]}
       expect(await clickhouse.countUnique(range)).to.equal(exactCount(events, range))
       expect(await clickhouse.countSeries(range, 'hour')).to.deep.equal(exactSeries(events, range, 'hour'))

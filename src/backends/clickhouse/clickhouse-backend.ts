@@ -18,9 +18,17 @@ import {
 } from '../backend.js'
 import {BatchWriter} from '../batch-writer.js'
 import type {ClickHouseOptions, ClusterDdlMode} from './options.js'
-import {backfillRollupsSql, createSchemaSql, schemaTables, type TimestampLayout} from './schema.js'
+import {
+  backfillRollupsSql,
+  COORDINATE_COLUMNS,
+  createDeduplicatedViewSql,
+  createSchemaSql,
+  rebuildHourlyRollupSql,
+  schemaTables,
+  type TimestampLayout,
+} from './schema.js'
 import {countSeriesSql, countUniqueSql, type QueryTables} from './queries.js'
-import {TsvBatch} from './tsv-batch.js'
+import {LocalSequence, type TableShape, TsvBatch} from './tsv-batch.js'
 
 export const DEFAULT_BATCH_SIZE = 10_000
 export const DEFAULT_FLUSH_INTERVAL_MS = 30_000
@@ -86,7 +94,10 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
   private rollupsReady = false
   private readonly retryPolicy: RetryPolicy
   private connecting?: Promise<void>
-  private layout?: TimestampLayout
+  private shape?: TableShape
+  private readonly localSequence = new LocalSequence()
+  /** Set when the client talks through a given connection (an embedded engine), not over HTTP. */
+  private readonly sharedConnection: boolean
   private insertSettings: Record<string, string> = {}
   private readonly writer: BatchWriter<DeviceEvent, TsvBatch>
   private closed?: Promise<void>
@@ -128,11 +139,13 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
       // Errors reach the caller as BackendErrors; the client's own logger would print stack traces.
       log: {level: ClickHouseLogLevel.OFF},
     }
+    if (options.clickhouseConnection) this.clientOptions.connection = options.clickhouseConnection
+    this.sharedConnection = options.clickhouseConnection !== undefined
     this.client = createClient(this.clientOptions)
     this.writer = new BatchWriter({
       batchSize: this.batchSize,
       flushIntervalMs: this.flushIntervalMs,
-      newBatch: () => new TsvBatch(() => this.layout as TimestampLayout),
+      newBatch: () => new TsvBatch(() => this.shape as TableShape),
       write: (batch) => this.insert(batch.text),
       retryPolicy: this.retryPolicy,
       isRetryable: (error) => !PERMANENT_ERROR_CODES.has(serverErrorCode(error) ?? -1),
@@ -150,7 +163,20 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
 
   /** The timestamp layout of the table; known after `connect()`. */
   get timestampLayout(): TimestampLayout | undefined {
-    return this.layout
+    return this.shape?.layout
+  }
+
+  private get layout(): TimestampLayout | undefined {
+    return this.shape?.layout
+  }
+
+  /**
+   * Whether the table keeps each event's Kafka coordinates and reads each event once through the
+   * `<table>_deduplicated` view (known after `connect()`). False for a table of the earlier
+   * layout, which keeps working as it did: every insert appends.
+   */
+  get deduplicates(): boolean {
+    return this.shape?.key.keyed ?? false
   }
 
   /** Rows waiting in memory (not yet in an insert). */
@@ -201,21 +227,35 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
     return denseSeries(query, by, new Map(rows.map((row) => [Number(row.bucket), Number(row.count)])))
   }
 
-  /** Number of rows in the table (events stored, including duplicates from retried inserts). */
+  /** Rows in the events table as stored, copies from replays included until background merges drop them. */
   async rowCount(): Promise<number> {
     const [row] = await this.select<{count: string | number}>('counting rows', `SELECT count() AS count FROM ${this.qualifiedTable}`)
     return Number(row.count)
   }
 
-  /** Reads stored events back, oldest first, at most READ_EVENTS_LIMIT (for checks and tools). */
+  /** Events stored, each once: rows of the deduplicated view (of the table on the unkeyed layout). */
+  async eventCount(): Promise<number> {
+    await this.connect()
+    const [row] = await this.select<{count: string | number}>('counting events', `SELECT count() AS count FROM ${this.eventsOnce()}`)
+    return Number(row.count)
+  }
+
+  /** Reads stored events back, each once, oldest first, at most READ_EVENTS_LIMIT (for checks and tools). */
   async readEvents(): Promise<DeviceEvent[]> {
     await this.connect()
     const timestampMs = this.layout === 'datetime64' ? 'toUnixTimestamp64Milli(timestamp)' : 'timestamp_ms'
     const rows = await this.select<{timestamp_ms: string | number; device_ip: string; error_code: number}>(
       'reading events',
-      `SELECT ${timestampMs} AS timestamp_ms, device_ip, error_code FROM ${this.qualifiedTable} ORDER BY timestamp_ms, device_ip LIMIT ${READ_EVENTS_LIMIT}`,
+      `SELECT ${timestampMs} AS timestamp_ms, device_ip, error_code FROM ${this.eventsOnce()} ORDER BY timestamp_ms, device_ip LIMIT ${READ_EVENTS_LIMIT}`,
     )
     return rows.map((row) => ({timestampMs: Number(row.timestamp_ms), deviceIp: row.device_ip, errorCode: Number(row.error_code)}))
+  }
+
+  /** The relation holding each event once. */
+  private eventsOnce(): string {
+    if (!this.deduplicates) return this.qualifiedTable
+    const {deduplicated} = schemaTables(this.table, this.cluster !== undefined)
+    return `${quoteSqlIdentifier(this.database, 'ClickHouse database name')}.${quoteSqlIdentifier(deduplicated, 'ClickHouse table name')}`
   }
 
   /** Flushes (retrying as configured), stops the timer and closes the client. */
@@ -241,14 +281,10 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
     if (serverHasDateTime64) this.insertSettings = {max_partitions_per_insert_block: '0'}
     // In a cluster an insert returns once every shard has its rows, so a receipt means durable there.
     if (this.cluster !== undefined) this.insertSettings = {...this.insertSettings, insert_distributed_sync: '1'}
-    const statements = createSchemaSql({
-      database: this.database,
-      table: this.table,
-      layout: serverHasDateTime64 ? 'datetime64' : 'epoch-ms',
-      cluster: this.cluster,
-      clusterDdl: this.clusterDdl,
-    })
-    const [createDatabase, createEvents, ...createRollups] = statements
+    const serverLayout: TimestampLayout = serverHasDateTime64 ? 'datetime64' : 'epoch-ms'
+    const schema = (layout: TimestampLayout) =>
+      createSchemaSql({database: this.database, table: this.table, layout, cluster: this.cluster, clusterDdl: this.clusterDdl})
+    const [createDatabase, createEvents] = schema(serverLayout)
     try {
       await this.command('creating the database', createDatabase)
     } catch (error) {
@@ -264,15 +300,28 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
     }
     await this.command('creating the table', createEvents)
     if (this.cluster !== undefined) {
-      for (const statement of createRollups) await this.command('creating the cluster tables', statement)
-      this.layout = await this.detectLayout()
+      // The Distributed events table is among these, so the shape is read after them.
+      for (const statement of schema(serverLayout).slice(2)) await this.command('creating the cluster tables', statement)
+      this.shape = await this.detectShape()
+      await this.createDeduplicatedView()
       // Cluster rollups are created together with the tables; see "Scaling out" for adding them to existing data.
       this.rollupsReady = true
       return
     }
-    this.layout = await this.detectLayout()
-    for (const statement of createRollups) await this.command('creating the rollups', statement)
-    this.rollupsReady = await this.ensureRollupsFilled()
+    // An existing table keeps its layout: the rollups are defined on the one it has.
+    this.shape = await this.detectShape()
+    await this.createDeduplicatedView()
+    for (const statement of schema(this.shape.layout).slice(2)) await this.command('creating the rollups', statement)
+    this.rollupsReady = await this.ensureRollupsFilled(this.shape.layout)
+  }
+
+  private async createDeduplicatedView(): Promise<void> {
+    if (!this.deduplicates) return
+    const tables = schemaTables(this.table, this.cluster !== undefined)
+    const database = quoteSqlIdentifier(this.database, 'ClickHouse database name')
+    const onCluster = this.cluster !== undefined && this.clusterDdl === 'on-cluster' ? quoteSqlIdentifier(this.cluster, 'ClickHouse cluster name') : undefined
+    const view = `${database}.${quoteSqlIdentifier(tables.deduplicated, 'ClickHouse table name')}`
+    await this.command('creating the deduplicated view', createDeduplicatedViewSql(view, this.qualifiedTable, this.layout as TimestampLayout, onCluster))
   }
 
   /**
@@ -298,19 +347,32 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
         {cause: refusal.cause},
       )
     }
-    this.layout = await this.detectLayout()
+    this.shape = await this.detectShape()
     this.rollupsReady = await exists(this.cluster === undefined ? tables.rollupsReady : tables.devices)
   }
 
-  /** Fills the rollups from the events table once (they were added to an existing table); true when complete. */
-  private async ensureRollupsFilled(): Promise<boolean> {
+  /**
+   * Fills the rollups from the events table once (they were added to an existing table), or rebuilds
+   * an hourly rollup filled before it was kept to representable hours; true when complete.
+   */
+  private async ensureRollupsFilled(layout: TimestampLayout): Promise<boolean> {
     const tables = schemaTables(this.table, false)
-    const marker = `${quoteSqlIdentifier(this.database, 'ClickHouse database name')}.${quoteSqlIdentifier(tables.rollupsReady, 'ClickHouse table name')}`
-    const [exists] = await this.select<Record<string, string | number>>('checking the rollups', `EXISTS TABLE ${marker}`)
-    if (Number(Object.values(exists)[0]) === 1) return true
-    const backfill = createClient({...this.clientOptions, request_timeout: BACKFILL_TIMEOUT_MS})
+    const database = quoteSqlIdentifier(this.database, 'ClickHouse database name')
+    const exists = async (table: string) => {
+      const [row] = await this.select<Record<string, string | number>>(
+        'checking the rollups',
+        `EXISTS TABLE ${database}.${quoteSqlIdentifier(table, 'ClickHouse table name')}`,
+      )
+      return Number(Object.values(row)[0]) === 1
+    }
+    if (await exists(tables.rollupsReady)) return true
+    const statements = (await exists(tables.rollupsReadyUnbounded))
+      ? rebuildHourlyRollupSql(this.database, this.table, layout)
+      : backfillRollupsSql(this.database, this.table, layout)
+    // An embedded engine's connection is shared by every client on it, and has no request timeout.
+    const backfill = this.sharedConnection ? this.client : createClient({...this.clientOptions, request_timeout: BACKFILL_TIMEOUT_MS})
     try {
-      for (const statement of backfillRollupsSql(this.database, this.table)) {
+      for (const statement of statements) {
         try {
           await backfill.command({query: statement})
         } catch (error) {
@@ -318,28 +380,39 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
         }
       }
     } finally {
-      await backfill.close()
+      if (backfill !== this.client) await backfill.close()
     }
     return true
   }
 
-  private async detectLayout(): Promise<TimestampLayout> {
+  /** The table's timestamp layout and whether it has the Kafka coordinate columns. */
+  private async detectShape(): Promise<TableShape> {
     const columns = await this.select<{name: string; type: string}>('reading the table schema', `DESCRIBE TABLE ${this.qualifiedTable}`)
     const types = new Map(columns.map((column) => [column.name, column.type]))
     const hasEventColumns = types.get('device_ip') === 'String' && types.get('error_code') === 'Int8'
-    if (hasEventColumns && types.get('timestamp_ms') === 'Int64') return 'epoch-ms'
-    if (hasEventColumns && types.get('timestamp')?.startsWith('DateTime64(3')) return 'datetime64'
-    const found = columns.map((column) => `${column.name} ${column.type}`).join(', ')
-    throw new BackendError(
-      `ClickHouse at ${this.location}: table ${this.database}.${this.table} exists with other columns (${found}); ` +
-        'expected timestamp DateTime64(3) or timestamp_ms Int64, device_ip String, error_code Int8',
-      this.name,
-      this.location,
-    )
+    const layout: TimestampLayout | undefined = !hasEventColumns
+      ? undefined
+      : types.get('timestamp_ms') === 'Int64'
+        ? 'epoch-ms'
+        : types.get('timestamp')?.startsWith('DateTime64(3')
+          ? 'datetime64'
+          : undefined
+    if (layout === undefined) {
+      const found = columns.map((column) => `${column.name} ${column.type}`).join(', ')
+      throw new BackendError(
+        `ClickHouse at ${this.location}: table ${this.database}.${this.table} exists with other columns (${found}); ` +
+          'expected timestamp DateTime64(3) or timestamp_ms Int64, device_ip String, error_code Int8',
+        this.name,
+        this.location,
+      )
+    }
+    const keyed = COORDINATE_COLUMNS.every((name) => types.has(name))
+    return {layout, key: keyed ? {keyed, local: this.localSequence} : {keyed}}
   }
 
   private async insert(text: string): Promise<void> {
-    const columns: [string, ...string[]] = this.layout === 'datetime64' ? ['timestamp', 'device_ip', 'error_code'] : ['timestamp_ms', 'device_ip', 'error_code']
+    const time = this.layout === 'datetime64' ? 'timestamp' : 'timestamp_ms'
+    const columns: [string, ...string[]] = [time, 'device_ip', 'error_code', ...(this.deduplicates ? COORDINATE_COLUMNS : [])]
     await this.client.insert({
       table: this.qualifiedTable,
       values: Readable.from([Buffer.from(text)], {objectMode: false}),
@@ -379,6 +452,9 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
 /** The server's error code if the server answered with an exception; undefined for network errors. */
 function serverErrorCode(error: unknown): number | undefined {
   if (error instanceof ClickHouseError) return Number(error.code)
+  // An embedded engine's adapter raises its own copy of the class, with the engine's error as cause.
+  const engineCode = (error as {cause?: {clickhouseCode?: unknown}} | undefined)?.cause?.clickhouseCode
+  if (typeof engineCode === 'number') return engineCode
   // 18.16 formats exceptions as `Code: 60, e.displayText() = ...`, which the client leaves unparsed.
   const match = error instanceof Error ? /^Code: (\d+)/.exec(error.message) : null
   return match ? Number(match[1]) : undefined

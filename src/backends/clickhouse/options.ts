@@ -1,3 +1,4 @@
+import type {createClient} from '@clickhouse/client'
 import type {WriterOptions} from '../options.js'
 
 export interface ClickHouseOptions extends WriterOptions {
@@ -16,7 +17,14 @@ export interface ClickHouseOptions extends WriterOptions {
    * ZooKeeper/ClickHouse Keeper) or `local` (this node only; run once against every node). Default `on-cluster`.
    */
   clickhouseClusterDdl?: ClusterDdlMode
+  /**
+   * A connection that replaces HTTP for the client, such as `chdb/connection`'s embedded engine
+   * (library use; the URL then only names the backend in messages).
+   */
+  clickhouseConnection?: ClickHouseConnection
 }
+
+export type ClickHouseConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>
 
 export const CLUSTER_DDL_MODES = ['on-cluster', 'local'] as const
 export type ClusterDdlMode = (typeof CLUSTER_DDL_MODES)[number]

@@ -1,9 +1,5 @@
 import {BUCKET_MS, bucketCeil, bucketStart, type BoundedCountQuery, type BucketSize, type CountQuery} from '../../query/count-query.js'
-import {formatDateTime64, type TimestampLayout} from './schema.js'
-
-/** The rollup's `hour` is a DateTime: seconds 0 to 2^32 - 1. Hours outside are counted from the raw events. */
-const ROLLUP_MIN_MS = 0
-const ROLLUP_END_MS = bucketStart(2 ** 32 * 1000, 'hour')
+import {formatDateTime64, ROLLUP_END_MS, ROLLUP_MIN_MS, type TimestampLayout} from './schema.js'
 /** DateTime64 holds 1900-01-01 to 2299-12-31 on the servers that have it. */
 const DATETIME64_MIN_MS = Date.UTC(1900, 0, 1)
 const DATETIME64_END_MS = Date.UTC(2300, 0, 1)

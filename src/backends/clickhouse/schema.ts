@@ -12,8 +12,20 @@ import type {ClusterDdlMode} from './options.js'
 export type TimestampLayout = 'datetime64' | 'epoch-ms'
 
 /**
+ * Columns of each event's Kafka coordinates. They key the events table: a ReplacingMergeTree
+ * ordered by them keeps one row per Kafka message, however often a replay (a restart before the
+ * offsets were committed, an insert retried after a client-side timeout that the server had applied)
+ * inserts it again. Events added without coordinates (the library API, not `ipc consume`) get
+ * `kafka_topic` '' and a writer-unique negative partition and sequence, so none of them collapse.
+ */
+export const COORDINATE_COLUMNS = ['kafka_topic', 'kafka_partition', 'kafka_offset'] as const
+
+/**
  * The CREATE TABLE statement for `table` (already validated and quoted) in the given layout;
- * `onCluster` (already quoted) adds `ON CLUSTER`.
+ * `onCluster` (already quoted) adds `ON CLUSTER`. Rows with the same Kafka coordinates are
+ * duplicates: background merges keep one, and reading with `FINAL` (the `<table>_deduplicated`
+ * view) sees one at any time. Every copy of an event has the same time, so it sits in the same
+ * monthly partition, within which ReplacingMergeTree collapses.
  */
 export function createTableSql(qualifiedTable: string, layout: TimestampLayout, onCluster?: string): string {
   const timestampColumns =
@@ -24,11 +36,42 @@ export function createTableSql(qualifiedTable: string, layout: TimestampLayout, 
     `CREATE TABLE IF NOT EXISTS ${qualifiedTable}${onCluster ? ` ON CLUSTER ${onCluster}` : ''} (`,
     `  ${timestampColumns},`,
     `  device_ip String,`,
-    `  error_code Int8`,
-    `) ENGINE = MergeTree`,
+    `  error_code Int8,`,
+    `  kafka_topic String,`,
+    `  kafka_partition Int32,`,
+    `  kafka_offset Int64`,
+    `) ENGINE = ReplacingMergeTree`,
     `PARTITION BY toYYYYMM(timestamp)`,
-    `ORDER BY device_ip`,
+    `ORDER BY (kafka_topic, kafka_partition, kafka_offset)`,
   ].join('\n')
+}
+
+/**
+ * The view that reads each event once: the events table with `FINAL`, which merges rows with the
+ * same Kafka coordinates as it reads. Its columns are the event's time, device, error code and
+ * coordinates (on the epoch-ms layout both `timestamp_ms` and the whole-second `timestamp`).
+ */
+export function createDeduplicatedViewSql(qualifiedView: string, qualifiedEvents: string, layout: TimestampLayout, onCluster?: string): string {
+  const time = layout === 'datetime64' ? 'timestamp' : 'timestamp_ms, timestamp'
+  return (
+    `CREATE VIEW IF NOT EXISTS ${qualifiedView}${onCluster ? ` ON CLUSTER ${onCluster}` : ''} AS\n` +
+    `SELECT ${time}, device_ip, error_code, ${COORDINATE_COLUMNS.join(', ')} FROM ${qualifiedEvents} FINAL`
+  )
+}
+
+/** The rollup's `hour` is a DateTime: whole seconds from 1970 to 2106-02-07T06:28:15Z. */
+export const ROLLUP_MIN_MS = 0
+/** The start of the last hour a DateTime holds whole; events from here on stay out of the hourly rollup. */
+export const ROLLUP_END_MS = Math.floor(2 ** 32 / 3600) * 3_600_000
+
+/**
+ * The condition keeping the hourly rollup to the hours it can represent: events before 1970 or in
+ * the last, partial hour of DateTime and after would reach it with a wrapped-around hour. Range
+ * counts take those events from the events table instead (see `planRange`).
+ */
+export function rollupRangeCondition(layout: TimestampLayout): string {
+  if (layout === 'epoch-ms') return `timestamp_ms >= ${ROLLUP_MIN_MS} AND timestamp_ms < ${ROLLUP_END_MS}`
+  return `timestamp >= toDateTime64('${formatDateTime64(ROLLUP_MIN_MS)}', 3, 'UTC') AND timestamp < toDateTime64('${formatDateTime64(ROLLUP_END_MS)}', 3, 'UTC')`
 }
 
 /**
@@ -47,8 +90,15 @@ export interface SchemaTables {
   hourlyLocal: string
   devicesView: string
   hourlyView: string
-  /** Exists once the rollups hold every event that was in the events table before they existed. */
+  /** Each event once (see {@link createDeduplicatedViewSql}). */
+  deduplicated: string
+  /**
+   * Exists once the rollups hold every event that was in the events table before they existed,
+   * and the hourly rollup only hours it can represent ({@link rollupRangeCondition}).
+   */
   rollupsReady: string
+  /** Marked rollups whose hourly rollup may hold wrapped-around hours; rebuilt by the backend. */
+  rollupsReadyUnbounded: string
 }
 
 export function schemaTables(table: string, clustered: boolean): SchemaTables {
@@ -62,7 +112,9 @@ export function schemaTables(table: string, clustered: boolean): SchemaTables {
     hourlyLocal: local(`${table}_hourly`),
     devicesView: `${table}_devices_mv`,
     hourlyView: `${table}_hourly_mv`,
-    rollupsReady: `${table}_rollups_ready`,
+    deduplicated: `${table}_deduplicated`,
+    rollupsReady: `${table}_rollups_ready_v2`,
+    rollupsReadyUnbounded: `${table}_rollups_ready`,
   }
 }
 
@@ -112,7 +164,7 @@ export function createSchemaSql(options: SchemaOptions): string[] {
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(tables.devicesView)}${onCluster} TO ${q(tables.devicesLocal)} AS\n` +
       `SELECT DISTINCT device_ip FROM ${q(tables.eventsLocal)}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${q(tables.hourlyView)}${onCluster} TO ${q(tables.hourlyLocal)} AS\n` +
-      `SELECT DISTINCT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.eventsLocal)}`,
+      `SELECT DISTINCT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.eventsLocal)} WHERE ${rollupRangeCondition(options.layout)}`,
   ]
   if (options.cluster !== undefined) {
     const engine = (local: string) =>
@@ -127,7 +179,10 @@ export function createSchemaSql(options: SchemaOptions): string[] {
             `  timestamp_ms Int64,`,
             `  timestamp DateTime('UTC') ALIAS toDateTime(intDiv(timestamp_ms, 1000), 'UTC'),`,
             `  device_ip String,`,
-            `  error_code Int8`,
+            `  error_code Int8,`,
+            `  kafka_topic String,`,
+            `  kafka_partition Int32,`,
+            `  kafka_offset Int64`,
             `) ${engine(tables.eventsLocal)}`,
           ].join('\n')
         : distributed(tables.events, tables.eventsLocal)
@@ -141,14 +196,40 @@ export function createSchemaSql(options: SchemaOptions): string[] {
  * complete (single server; run after the materialized views exist, so no event is missed — events
  * both copied and seen by a view are duplicates, which the counts ignore).
  */
-export function backfillRollupsSql(database: string, table: string): string[] {
+export function backfillRollupsSql(database: string, table: string, layout: TimestampLayout): string[] {
   const tables = schemaTables(table, false)
   const q = (name: string) => `${quoteSqlIdentifier(database, 'ClickHouse database name')}.${quoteSqlIdentifier(name, 'ClickHouse table name')}`
   return [
     `INSERT INTO ${q(tables.devices)} (device_ip) SELECT device_ip FROM ${q(tables.events)}`,
-    `INSERT INTO ${q(tables.hourly)} (hour, error_code, device_ip) SELECT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.events)}`,
+    fillHourlySql(q, tables, layout),
     `CREATE TABLE IF NOT EXISTS ${q(tables.rollupsReady)} (created_at DateTime DEFAULT now()) ENGINE = TinyLog`,
   ]
+}
+
+/**
+ * Statements that rebuild an hourly rollup filled without {@link rollupRangeCondition}: its view is
+ * replaced, its rows dropped and filled again from the events (single server). The view is back
+ * before the refill reads the events, so events inserted meanwhile reach the rollup one way or both.
+ */
+export function rebuildHourlyRollupSql(database: string, table: string, layout: TimestampLayout): string[] {
+  const tables = schemaTables(table, false)
+  const q = (name: string) => `${quoteSqlIdentifier(database, 'ClickHouse database name')}.${quoteSqlIdentifier(name, 'ClickHouse table name')}`
+  const createView = createSchemaSql({database, table, layout}).find((statement) => statement.includes(`${q(tables.hourlyView)} TO`))
+  return [
+    `DROP TABLE IF EXISTS ${q(tables.hourlyView)}`,
+    `TRUNCATE TABLE ${q(tables.hourly)}`,
+    createView as string,
+    fillHourlySql(q, tables, layout),
+    `CREATE TABLE IF NOT EXISTS ${q(tables.rollupsReady)} (created_at DateTime DEFAULT now()) ENGINE = TinyLog`,
+    `DROP TABLE IF EXISTS ${q(tables.rollupsReadyUnbounded)}`,
+  ]
+}
+
+function fillHourlySql(q: (name: string) => string, tables: SchemaTables, layout: TimestampLayout): string {
+  return (
+    `INSERT INTO ${q(tables.hourly)} (hour, error_code, device_ip) SELECT ${HOUR_OF_EVENT} AS hour, error_code, device_ip FROM ${q(tables.events)} ` +
+    `WHERE ${rollupRangeCondition(layout)}`
+  )
 }
 
 /** UTC hour of an event, in both layouts (`timestamp` is DateTime or DateTime64). */

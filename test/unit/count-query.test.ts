@@ -19,6 +19,7 @@ import {
   validateQuery,
 } from '../../src/query/count-query.js'
 import {countSeriesSql, countUniqueSql, planRange, rawRangeConditions} from '../../src/backends/clickhouse/queries.js'
+import {ROLLUP_END_MS} from '../../src/backends/clickhouse/schema.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
 
 const NOW = Date.UTC(2024, 8, 18, 14, 30, 15, 250)
@@ -240,27 +241,30 @@ describe('ClickHouse query plans', () => {
     expect(end.raw[0].sinceMs).to.be.greaterThan(Date.UTC(2106, 0, 1))
   })
 
-  it('selects raw events exactly, adding part-pruning conditions only where the whole seconds are exact', () => {
-    expect(rawRangeConditions('epoch-ms', 1500, 4500)).to.deep.equal([
-      'timestamp_ms >= 1500',
-      'timestamp_ms < 4500',
-      'timestamp >= toDateTime(1)',
-      'timestamp <= toDateTime(4)',
-    ])
+  it('selects raw events exactly, with DateTime64 literals only for bounds from 1970 to 2106', () => {
+    expect(rawRangeConditions('epoch-ms', 1500, 4500)).to.deep.equal(['timestamp_ms >= 1500', 'timestamp_ms < 4500'])
     expect(rawRangeConditions('epoch-ms', -1500, 4500)).to.deep.equal(['timestamp_ms >= -1500', 'timestamp_ms < 4500'])
     expect(rawRangeConditions('epoch-ms', undefined, 4500)).to.deep.equal(['timestamp_ms < 4500'])
     expect(rawRangeConditions('datetime64', H(12), H(13))).to.deep.equal([
       "timestamp >= toDateTime64('2024-09-18 12:00:00.000', 3, 'UTC')",
       "timestamp < toDateTime64('2024-09-18 13:00:00.000', 3, 'UTC')",
     ])
-    expect(rawRangeConditions('datetime64', Date.UTC(1800, 0, 1), Date.UTC(1850, 0, 1))).to.deep.equal(['0'])
+    expect(rawRangeConditions('datetime64', Date.UTC(1800, 0, 1), Date.UTC(2200, 0, 1))).to.deep.equal([
+      `toUnixTimestamp64Milli(timestamp) >= ${Date.UTC(1800, 0, 1)}`,
+      `toUnixTimestamp64Milli(timestamp) < ${Date.UTC(2200, 0, 1)}`,
+    ])
   })
 
   it('reads the all-time count from the devices rollup, and both partial ends in one parenthesised pass', () => {
     expect(countUniqueSql(tables, 'epoch-ms', {errorCodes: []}, true)).to.equal('SELECT uniqExact(device_ip) AS count FROM `db`.`events_devices`')
     expect(countUniqueSql(tables, 'epoch-ms', {errorCodes: []}, false)).to.equal('SELECT uniqExact(device_ip) AS count FROM `db`.`events`')
+    // Error codes of all time: the hourly rollup for the hours it holds, the events for the rest.
     expect(countUniqueSql(tables, 'epoch-ms', {errorCodes: [3, -1]}, true)).to.equal(
-      'SELECT uniqExact(device_ip) AS count FROM `db`.`events_hourly` WHERE error_code IN (3, -1)',
+      'SELECT uniqExact(device_ip) AS count FROM (\n' +
+        '  SELECT device_ip FROM `db`.`events_hourly` WHERE hour >= toDateTime(0) AND hour < toDateTime(4294965600) AND error_code IN (3, -1)\n' +
+        '  UNION ALL\n' +
+        `  SELECT device_ip FROM \`db\`.\`events\` WHERE ((timestamp_ms < 0) OR (timestamp_ms >= ${ROLLUP_END_MS})) AND error_code IN (3, -1)\n` +
+        ')',
     )
     const sql = countUniqueSql(tables, 'epoch-ms', {sinceMs: H(12, 30), untilMs: H(15, 10), errorCodes: [9]}, true)
     expect(sql).to.include('UNION ALL').and.include('FROM `db`.`events_hourly` WHERE hour >= toDateTime(')

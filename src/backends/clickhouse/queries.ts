@@ -1,9 +1,5 @@
 import {BUCKET_MS, bucketCeil, bucketStart, type BoundedCountQuery, type BucketSize, type CountQuery} from '../../query/count-query.js'
 import {formatDateTime64, ROLLUP_END_MS, ROLLUP_MIN_MS, type TimestampLayout} from './schema.js'
-/** DateTime64 holds 1900-01-01 to 2299-12-31 on the servers that have it. */
-const DATETIME64_MIN_MS = Date.UTC(1900, 0, 1)
-const DATETIME64_END_MS = Date.UTC(2300, 0, 1)
-
 /** Where the parts of a range are counted from: whole hours from the rollup, the rest from the events. */
 export interface RangePlan {
   rollupHours?: {sinceMs: number; untilMs: number}
@@ -34,24 +30,23 @@ function errorCodeCondition(codes: readonly number[]): string[] {
   return codes.length === 0 ? [] : [`error_code IN (${codes.map((code) => String(Math.trunc(code))).join(', ')})`]
 }
 
-/** WHERE conditions selecting raw events in [sinceMs, untilMs), using the part min/max index where possible. */
+/**
+ * WHERE conditions selecting raw events in [sinceMs, untilMs), exactly whatever the stored times.
+ * - datetime64: a bound from 1970 to 2106 is a DateTime64 literal every server reads, compared with
+ *   the partition key, so parts outside the range are skipped; a bound outside compares epoch
+ *   milliseconds (servers differ in the DateTime64 years they read from text).
+ * - epoch-ms: `timestamp_ms` only. The whole-second `timestamp` of the partition key wraps around
+ *   for events outside 1970-2106, so a condition on it could drop such events.
+ */
 export function rawRangeConditions(layout: TimestampLayout, sinceMs: number | undefined, untilMs: number | undefined): string[] {
-  if (layout === 'datetime64') {
-    if ((untilMs !== undefined && untilMs <= DATETIME64_MIN_MS) || (sinceMs !== undefined && sinceMs >= DATETIME64_END_MS)) return ['0']
-    const conditions: string[] = []
-    if (sinceMs !== undefined && sinceMs > DATETIME64_MIN_MS) conditions.push(`timestamp >= toDateTime64('${formatDateTime64(sinceMs)}', 3, 'UTC')`)
-    if (untilMs !== undefined && untilMs < DATETIME64_END_MS) conditions.push(`timestamp < toDateTime64('${formatDateTime64(untilMs)}', 3, 'UTC')`)
-    return conditions
-  }
   const conditions: string[] = []
-  if (sinceMs !== undefined) conditions.push(`timestamp_ms >= ${sinceMs}`)
-  if (untilMs !== undefined) conditions.push(`timestamp_ms < ${untilMs}`)
-  // The materialized whole-second `timestamp` is in the partition key, so each part keeps its min and
-  // max: conditions on it skip parts outside the range. It is exact only from 1970 to 2106.
-  if (sinceMs !== undefined && sinceMs >= 0 && sinceMs < 2 ** 32 * 1000) {
-    conditions.push(`timestamp >= toDateTime(${Math.floor(sinceMs / 1000)})`)
-    if (untilMs !== undefined && untilMs <= 2 ** 32 * 1000) conditions.push(`timestamp <= toDateTime(${Math.floor((untilMs - 1) / 1000)})`)
+  const bound = (operator: '>=' | '<', ms: number) => {
+    if (layout === 'epoch-ms') return `timestamp_ms ${operator} ${ms}`
+    if (ms >= ROLLUP_MIN_MS && ms <= ROLLUP_END_MS) return `timestamp ${operator} toDateTime64('${formatDateTime64(ms)}', 3, 'UTC')`
+    return `toUnixTimestamp64Milli(timestamp) ${operator} ${ms}`
   }
+  if (sinceMs !== undefined) conditions.push(bound('>=', sinceMs))
+  if (untilMs !== undefined) conditions.push(bound('<', untilMs))
   return conditions
 }
 
@@ -99,9 +94,8 @@ export function countUniqueSql(tables: QueryTables, layout: TimestampLayout, que
   const codes = errorCodeCondition(query.errorCodes)
   if (query.sinceMs === undefined && query.untilMs === undefined) {
     if (!useRollups) return `SELECT uniqExact(device_ip) AS count FROM ${tables.events}${where(codes)}`
-    return codes.length === 0
-      ? `SELECT uniqExact(device_ip) AS count FROM ${tables.devices}`
-      : `SELECT uniqExact(device_ip) AS count FROM ${tables.hourly}${where(codes)}`
+    if (codes.length === 0) return `SELECT uniqExact(device_ip) AS count FROM ${tables.devices}`
+    // Error codes of all time: the hourly rollup, plus the events outside the hours it holds.
   }
   const sources = rangeSources(tables, layout, query, useRollups)
   if (sources.length === 1) return sources[0].replace(/^SELECT device_ip FROM/, 'SELECT uniqExact(device_ip) AS count FROM')

@@ -61,6 +61,13 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       env: 'KAFKA_SESSION_TIMEOUT',
       default: 30_000,
     }),
+    'backend-timeout': durationFlag({
+      description:
+        'Time allowed for one backend request (an insert, a Redis command) before it counts as failed and is retried. A timed-out ClickHouse insert may still have been applied: its retry stores nothing twice (see the README).',
+      env: 'IPC_BACKEND_TIMEOUT',
+      default: 10_000,
+      defaultHelp: async () => '10s',
+    }),
     'max-retry-time': durationFlag({
       description:
         'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every write for this long. Default: retry until it is back.',
@@ -91,6 +98,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
         batchSize: flags['batch-size'],
         flushIntervalMs: flags['flush-interval'],
         maxRetryTimeMs: flags['max-retry-time'],
+        requestTimeoutMs: flags['backend-timeout'],
       })
       brokers = parseBrokers(flags.brokers)
       const security = kafkaSecurityFromFlags(flags, 'consume')

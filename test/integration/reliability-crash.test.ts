@@ -1,7 +1,8 @@
 import {expect} from 'chai'
-import {createTopic} from '../support/kafka.js'
-import {type CliResult, runIpc, startIpc} from '../support/cli.js'
-import {redisCount, uniqueName} from '../support/services.js'
+import {createTopic, readTopic} from '../support/kafka.js'
+import {type CliResult, runIpc, startIpc, waitFor} from '../support/cli.js'
+import {redisCount, serviceUrls, uniqueName} from '../support/services.js'
+import {ResponseDelayingLink} from '../support/tcp-proxy.js'
 import {
   ClickHouseProbe,
   type ConsumeJson,
@@ -17,7 +18,10 @@ import {
 /**
  * kill -9 at random points of a flowing stream, restart with the same group, repeat; a final run
  * must then have stored every device. Many devices are seen only once (25,000 devices, 40,000
- * events), so losing even a small batch would show in the count.
+ * events), so losing even a small batch would show in the count. ClickHouse is reached through a
+ * relay that holds back the answer to the first insert until after the consumer's timeout, so that
+ * insert is applied by the server and retried by the consumer; with the replays after each kill,
+ * the raw events must still read back once each.
  */
 describe('reliability: consumers killed with kill -9 mid-stream lose nothing', function () {
   this.timeout(300_000)
@@ -32,6 +36,8 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
   const kills = {clickhouse: 0, redis: 0}
   const killedAfterFlush: number[] = []
   let clickhouse: ClickHouseProbe
+  let delayingLink: ResponseDelayingLink
+  let retriedInsertReported = false
 
   interface Target {
     backend: 'clickhouse' | 'redis'
@@ -69,12 +75,19 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
   /**
    * Kill plan per restart: `after-flush` kills as soon as the stored count grows (a flush just
    * committed its offsets or is about to); `mid-batch` waits a random 150–900 ms more, so events are
-   * fetched and buffered but not yet flushed (flush interval 1 s, batch 2,000).
+   * fetched and buffered but not yet flushed (flush interval 1 s, batch 2,000). `after-retry` waits
+   * until the consumer reported a failed insert and then for the stored count to grow again.
    */
-  async function killRepeatedly(target: Target, plan: ReadonlyArray<'after-flush' | 'mid-batch'>, producing: () => boolean): Promise<void> {
+  async function killRepeatedly(target: Target, plan: ReadonlyArray<'after-flush' | 'mid-batch' | 'after-retry'>, producing: () => boolean): Promise<void> {
     for (const step of plan) {
       const before = await target.stored()
       const consumer = startIpc(consumeArgs(target), {timeoutMs: 120_000})
+      if (step === 'after-retry') {
+        await waitFor('the consumer reporting the timed-out insert', () => (consumer.stderr().includes('retrying in') ? true : undefined), 60_000)
+        retriedInsertReported = true
+        const afterTimeout = await target.stored()
+        await waitForChange('the retried insert', target.stored, afterTimeout, 30_000)
+      }
       try {
         await waitForChange(`${target.backend} storing events after a restart`, target.stored, before, producing() ? 60_000 : 20_000)
       } catch (error) {
@@ -93,8 +106,14 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
   before(async () => {
     await createTopic(topic, 4)
     clickhouse = new ClickHouseProbe(database)
+    delayingLink = await new ResponseDelayingLink(new URL(serviceUrls().clickhouseUrl), 'query=INSERT', 6000).start()
     targets.push(
-      {backend: 'clickhouse', group: uniqueName('g_ch'), backendArgs: ['--clickhouse-database', database], stored: () => clickhouse.rows()},
+      {
+        backend: 'clickhouse',
+        group: uniqueName('g_ch'),
+        backendArgs: ['--clickhouse-database', database, '--clickhouse-url', delayingLink.url, '--backend-timeout', '2s'],
+        stored: () => clickhouse.rows(),
+      },
       {backend: 'redis', group: uniqueName('g_redis'), backendArgs: ['--redis-key', redisKey], stored: () => redisCount(redisKey)},
     )
     // ~28 s of events, so the kills land while the stream flows.
@@ -105,7 +124,7 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
       return result
     })
     await Promise.all([
-      killRepeatedly(targets[0], ['after-flush', 'mid-batch', 'after-flush', 'mid-batch'], () => producing),
+      killRepeatedly(targets[0], ['after-retry', 'mid-batch', 'after-flush', 'mid-batch'], () => producing),
       killRepeatedly(targets[1], ['mid-batch', 'after-flush', 'mid-batch', 'mid-batch'], () => producing),
     ])
     produced = parseJson<ProduceJson>(await producerDone)
@@ -117,20 +136,36 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
 
   after(async () => {
     await clickhouse?.close()
+    await delayingLink?.stop()
   })
 
-  it('clickhouse: after 4 kills a final run stores every event at least once and counts the devices exactly', async () => {
+  it('clickhouse: after 4 kills and a retried insert that the server had applied, the deduplicated view holds each message once', async () => {
     expect(kills.clickhouse).to.equal(4)
+    expect(delayingLink.delayed, 'one insert answered only after the client timeout').to.equal(1)
+    expect(retriedInsertReported).to.equal(true)
     expect(rowsBeforeFinalRun, 'the killed runs stored events').to.be.greaterThan(0)
     expect(parseJson<ConsumeJson>(finals.clickhouse).reason).to.equal('idle')
+    const messages = await readTopic(topic)
+    expect(messages.length).to.be.at.least(produced.messagesSent)
     const rows = await clickhouse.rows()
-    expect(rows, 'every event stored (duplicates allowed)').to.be.at.least(produced.messagesSent)
+    const [once] = await clickhouse.query<{events: string; coordinates: string; devices: string}>(
+      `SELECT count() AS events, uniqExact(kafka_partition, kafka_offset) AS coordinates, uniqExact(device_ip) AS devices FROM \`${database}\`.events_deduplicated`,
+    )
+    expect(Number(once.events), 'one row per message').to.equal(messages.length)
+    expect(Number(once.coordinates)).to.equal(messages.length)
+    expect(Number(once.devices)).to.equal(produced.distinctDevices)
+    const perDevice = await clickhouse.query<{device_ip: string; events: string}>(
+      `SELECT device_ip, count() AS events FROM \`${database}\`.events_deduplicated GROUP BY device_ip`,
+    )
+    const truth = new Map<string, number>()
+    for (const message of messages) truth.set(message.key, (truth.get(message.key) ?? 0) + 1)
+    expect(new Map(perDevice.map((row) => [row.device_ip, Number(row.events)]))).to.deep.equal(truth)
     const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
     expect(counted.code, counted.stderr).to.equal(0)
     expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
     reportFigure(
-      `clickhouse: ${kills.clickhouse} kills survived (${killedAfterFlush.length} right after a flush), ${produced.messagesSent} events, ` +
-        `${rows - produced.messagesSent} stored twice, ${produced.distinctDevices - Number(counted.stdout)} devices lost`,
+      `clickhouse: ${kills.clickhouse} kills survived (${killedAfterFlush.length} right after a flush) and 1 retried insert, ${messages.length} events, ` +
+        `${rows - messages.length} rows stored twice before merges, read once through the view`,
     )
   })
 

@@ -121,3 +121,46 @@ export async function groupAssignment(groupId: string, topic: string, brokers?: 
     return {state: group.state, partitionsPerMember}
   })
 }
+
+/** One message of a topic: where it is and its key. */
+export interface StoredMessage {
+  partition: number
+  offset: string
+  key: string
+}
+
+/** Every message of a topic as the broker holds it now (read by a consumer of its own, no commits). */
+export async function readTopic(topic: string, timeoutMs = 60_000): Promise<StoredMessage[]> {
+  const kafka = kafkaAdminClient()
+  const ends = await withAdmin(undefined, (admin) => retryRetriable(() => admin.fetchTopicOffsets(topic)))
+  const remaining = new Map(ends.filter((end) => Number(end.high) > Number(end.low)).map((end) => [end.partition, end.high]))
+  const messages: StoredMessage[] = []
+  if (remaining.size === 0) return messages
+  const consumer = kafka.consumer({groupId: `ipc-test-reader-${process.pid}-${Date.now()}`})
+  await consumer.connect()
+  try {
+    await consumer.subscribe({topics: [topic], fromBeginning: true})
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`read ${messages.length} messages of ${topic} within ${timeoutMs} ms; partitions left: ${[...remaining.keys()]}`)),
+        timeoutMs,
+      )
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({batch}) => {
+            for (const message of batch.messages) messages.push({partition: batch.partition, offset: message.offset, key: message.key?.toString() ?? ''})
+            if (BigInt(batch.lastOffset()) + 1n >= BigInt(remaining.get(batch.partition) ?? '0')) remaining.delete(batch.partition)
+            if (remaining.size === 0) {
+              clearTimeout(timer)
+              resolve()
+            }
+          },
+        })
+        .catch(reject)
+    })
+  } finally {
+    await consumer.disconnect()
+  }
+  return messages
+}

@@ -80,3 +80,69 @@ export class CuttableLink {
     client.pipe(upstream).pipe(client)
   }
 }
+
+/**
+ * A TCP relay in front of an HTTP service that holds back the response to the first request whose
+ * bytes contain `marker` (e.g. `query=INSERT`) for `delayMs`: the request reaches the server at once
+ * and is carried out, but the client hears nothing until after its own timeout — an insert that
+ * timed out on the client after the server applied it. Every other request passes untouched.
+ */
+export class ResponseDelayingLink {
+  private readonly server = net.createServer((client) => this.accept(client))
+  private readonly sockets = new Set<net.Socket>()
+  /** Responses held back so far (at most one). */
+  delayed = 0
+  port = 0
+
+  constructor(
+    private readonly target: URL,
+    private readonly marker: string,
+    private readonly delayMs: number,
+  ) {}
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
+    this.port = (this.server.address() as net.AddressInfo).port
+    return this
+  }
+
+  /** The target URL with its port replaced by the relay's. */
+  get url(): string {
+    const url = new URL(this.target)
+    url.port = String(this.port)
+    return url.toString()
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy()
+    await new Promise((resolve) => this.server.close(resolve))
+  }
+
+  private accept(client: net.Socket): void {
+    const upstream = net.connect(Number(this.target.port), this.target.hostname)
+    let holding = false
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => this.sockets.delete(socket))
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (this.delayed === 0 && chunk.includes(this.marker)) {
+        this.delayed++
+        holding = true
+        // The response goes nowhere: by then the client has given up on this connection.
+        setTimeout(() => {
+          client.destroy()
+          upstream.destroy()
+        }, this.delayMs).unref()
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      if (!holding) client.write(chunk)
+    })
+    // The server finishes the held request even when the client has gone: only the delay ends it.
+    client.on('close', () => holding || upstream.destroy())
+    upstream.on('close', () => holding || client.destroy())
+  }
+}

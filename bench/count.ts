@@ -8,7 +8,12 @@
  * per size; the backend creates its schema, then the events are generated on the server with
  * `INSERT INTO <db>.events SELECT … FROM numbers(N)` into the backend's own table (whatever the
  * backend maintains from it, such as materialized views, fills as in production): 100,000 distinct
- * device IPs, times over the last 30 days, error codes 0–9. Every count is checked.
+ * device IPs, times over the last 30 days, error codes 0–9, Kafka coordinates over 8 partitions.
+ * Every count is checked.
+ *
+ * Reading each event once: after the count timings, 1% of the events are inserted again (a replay),
+ * and two analysis queries — all events, and events per device — are timed on the table as stored
+ * and on `events_deduplicated` (FINAL), which must give exactly the original figures.
  * Settings: BENCH_COUNT_SIZES (comma-separated event counts). Writes bench/results/count.json.
  */
 import {createClient as createClickHouseClient} from '@clickhouse/client'
@@ -45,6 +50,24 @@ const REDIS_COUNT_TOLERANCE = 0.03
 const TARGET_REDIS_P50_MS = 2
 const TARGET_CLICKHOUSE_P50_MS = 100
 const TARGET_CLICKHOUSE_GROWTH = 2
+
+/** Analysis queries timed on the table as stored and through the deduplicated view. */
+const ONCE_QUERIES = [
+  {name: 'all events', sql: (from: string) => `SELECT count() AS n FROM ${from}`},
+  {name: 'events per device', sql: (from: string) => `SELECT sum(events) AS n FROM (SELECT device_ip, count() AS events FROM ${from} GROUP BY device_ip)`},
+]
+const ONCE_RUNS = 5
+const REPLAYED_SHARE = 0.01
+/** Reading each event once may cost this much more than reading the table as stored. */
+const TARGET_ONCE_RATIO = 5
+
+interface OnceCost {
+  events: number
+  query: string
+  rawMs: number
+  onceMs: number
+  ratio: number
+}
 
 interface Latency {
   name: string
@@ -136,10 +159,13 @@ function columnExpression(name: string, type: string, nowMs: number): string {
     return `concat('10.', toString(intDiv(${device}, 65536)), '.', toString(intDiv(${device}, 256) % 256), '.', toString(${device} % 256))`
   }
   if (name === 'error_code' && type === 'Int8') return 'toInt8(number % 10)'
+  if (name === 'kafka_topic' && type === 'String') return `'bench'`
+  if (name === 'kafka_partition' && type === 'Int32') return 'toInt32(number % 8)'
+  if (name === 'kafka_offset' && type === 'Int64') return 'toInt64(intDiv(number, 8))'
   throw new BenchError(`the events table has a column this benchmark cannot fill: ${name} ${type}`)
 }
 
-async function clickhouseLatency(env: ServiceEnv, database: string, events: number): Promise<Latency> {
+async function clickhouseLatency(env: ServiceEnv, database: string, events: number, onceCosts: OnceCost[]): Promise<Latency> {
   const backend = await createBackend('clickhouse', backendOptions(env, {database}))
   const client = createClickHouseClient({
     url: env.CLICKHOUSE_URL,
@@ -163,6 +189,32 @@ async function clickhouseLatency(env: ServiceEnv, database: string, events: numb
     progress(`clickhouse: ${formatInt(events)} events in ${formatMs(loadMs)} ms; timing count()`)
     const result = await sampleCount(`clickhouse, ${formatInt(events)} events`, backend, events, 'clickhouse', loadMs)
     if (result.count !== DISTINCT_DEVICES) throw new BenchError(`clickhouse counted ${result.count} devices in ${events} events, expected ${DISTINCT_DEVICES}`)
+    const replayed = Math.floor(events * REPLAYED_SHARE)
+    progress(`clickhouse: replaying ${formatInt(replayed)} events; timing reads as stored and once each`)
+    await client.command({query: `INSERT INTO ${table} (${insertable.map((column) => column.name).join(', ')}) SELECT ${select} FROM numbers(${replayed})`})
+    const median = async (sql: string): Promise<{ms: number; n: number}> => {
+      const times: number[] = []
+      let n = Number.NaN
+      for (let run = 0; run < ONCE_RUNS; run++) {
+        const started = performance.now()
+        const [row] = await (await client.query({query: sql, format: 'JSONEachRow'})).json<{n: string}>()
+        times.push(performance.now() - started)
+        n = Number(row.n)
+      }
+      return {
+        ms: percentile(
+          times.sort((a, b) => a - b),
+          50,
+        ),
+        n,
+      }
+    }
+    for (const query of ONCE_QUERIES) {
+      const raw = await median(query.sql(table))
+      const once = await median(query.sql(`${database}.events_deduplicated`))
+      if (once.n !== events) throw new BenchError(`${query.name} through events_deduplicated gave ${once.n}, expected ${events}`)
+      onceCosts.push({events, query: query.name, rawMs: raw.ms, onceMs: once.ms, ratio: once.ms / raw.ms})
+    }
     return result
   } finally {
     await backend.close()
@@ -179,6 +231,7 @@ async function main(): Promise<void> {
     const id = uniqueName('ipc_bench_count')
     const key = `ipc:bench:${id}`
     const results: Latency[] = []
+    const onceCosts: OnceCost[] = []
     try {
       results.push(await redisLatency(env, key))
     } finally {
@@ -187,7 +240,7 @@ async function main(): Promise<void> {
     for (const size of CLICKHOUSE_SIZES) {
       const database = `${id}_${size}`
       try {
-        results.push(await clickhouseLatency(env, database, size))
+        results.push(await clickhouseLatency(env, database, size, onceCosts))
       } finally {
         await dropClickHouseDatabases(env.CLICKHOUSE_URL, [database])
       }
@@ -202,6 +255,14 @@ async function main(): Promise<void> {
     console.log(
       `sequential calls after ${WARMUP_CALLS.redis} (redis) / ${WARMUP_CALLS.clickhouse} (clickhouse) warm-up calls; clickhouse measured right after the insert, with background merges running`,
     )
+
+    console.log(
+      renderTable(
+        ['events', 'query', 'as stored ms', 'once each ms', 'ratio'],
+        onceCosts.map((cost) => [formatInt(cost.events), cost.query, formatMs(cost.rawMs), formatMs(cost.onceMs), formatRatio(cost.ratio)]),
+      ),
+    )
+    console.log(`median of ${ONCE_RUNS} runs, after ${REPLAYED_SHARE * 100}% of the events were inserted again; "once each" reads events_deduplicated (FINAL)`)
 
     const [redis, ...clickhouse] = results
     const smallest = clickhouse[0]
@@ -222,8 +283,16 @@ async function main(): Promise<void> {
         measured: formatRatio(growth),
       })
     }
+    const worstOnce = onceCosts.filter((cost) => cost.events === largest?.events).sort((a, b) => b.ratio - a.ratio)[0]
+    if (worstOnce) {
+      targets.push({
+        name: `reading each event once ≤ ${TARGET_ONCE_RATIO}× reading as stored at ${formatInt(worstOnce.events)} events (${worstOnce.query})`,
+        pass: worstOnce.ratio <= TARGET_ONCE_RATIO,
+        measured: formatRatio(worstOnce.ratio),
+      })
+    }
     for (const target of targets) console.log(`${verdict(target.pass)}: ${target.name} (measured ${target.measured})`)
-    writeResults('count', {distinctDevices: DISTINCT_DEVICES, samplingLimitMs: SAMPLING_LIMIT_MS, results, targets})
+    writeResults('count', {distinctDevices: DISTINCT_DEVICES, samplingLimitMs: SAMPLING_LIMIT_MS, results, onceCosts, targets})
   })
 }
 

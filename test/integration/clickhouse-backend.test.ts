@@ -3,7 +3,7 @@ import {expect} from 'chai'
 import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
 import {ClickHouseBackend, supportsDateTime64} from '../../src/backends/clickhouse/clickhouse-backend.js'
 import {createTableSql, formatDateTime64} from '../../src/backends/clickhouse/schema.js'
-import {escapeTsv, toTsvRow} from '../../src/backends/clickhouse/tsv-batch.js'
+import {escapeTsv, LocalSequence, toTsvRow} from '../../src/backends/clickhouse/tsv-batch.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {IdentifierError} from '../../src/backends/identifiers.js'
 import {waitFor} from '../support/cli.js'
@@ -35,6 +35,20 @@ describe('ClickHouse backend helpers', () => {
     expect(toTsvRow(event, 'epoch-ms')).to.equal(`${DEC_3_2021_161530_123}\t10.0.0.1\t-3\n`)
     expect(toTsvRow(event, 'datetime64')).to.equal('2021-12-03 16:15:30.123\t10.0.0.1\t-3\n')
     expect(escapeTsv('a\tb\nc\rd\\e')).to.equal('a\\tb\\nc\\rd\\\\e')
+  })
+
+  it('adds the Kafka coordinates on the keyed layout, and a writer-unique sequence for events without them', () => {
+    const event = {timestampMs: DEC_3_2021_161530_123, deviceIp: '10.0.0.1', errorCode: -3}
+    const local = new LocalSequence()
+    const key = {keyed: true, local} as const
+    expect(toTsvRow({...event, source: {topic: 'ev\tents', partition: 7, offset: '9007199254740993'}}, 'epoch-ms', key)).to.equal(
+      `${DEC_3_2021_161530_123}\t10.0.0.1\t-3\tev\\tents\t7\t9007199254740993\n`,
+    )
+    expect(local.partition).to.be.below(0)
+    expect([toTsvRow(event, 'epoch-ms', key), toTsvRow(event, 'epoch-ms', key)]).to.deep.equal([
+      `${DEC_3_2021_161530_123}\t10.0.0.1\t-3\t\t${local.partition}\t0\n`,
+      `${DEC_3_2021_161530_123}\t10.0.0.1\t-3\t\t${local.partition}\t1\n`,
+    ])
   })
 
   it('creates a ReplacingMergeTree keyed by the Kafka coordinates for both layouts', () => {

@@ -53,7 +53,8 @@ const TARGET_CLICKHOUSE_GROWTH = 2
 
 /** Analysis queries timed on the table as stored and through the deduplicated view. */
 const ONCE_QUERIES = [
-  {name: 'all events', sql: (from: string) => `SELECT count() AS n FROM ${from}`},
+  // The condition holds for every event; without one, count() of a plain table is read from part metadata.
+  {name: 'all events', sql: (from: string) => `SELECT count() AS n FROM ${from} WHERE error_code >= 0`},
   {name: 'events per device', sql: (from: string) => `SELECT sum(events) AS n FROM (SELECT device_ip, count() AS events FROM ${from} GROUP BY device_ip)`},
 ]
 const ONCE_RUNS = 5

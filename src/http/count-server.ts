@@ -2,7 +2,8 @@ import http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {BackendError, type CountBackend, supportsRangeCounts} from '../backends/backend.js'
 import {buildCountQuery, CountQueryError, type ParsedCountQuery, queryJson, type QueryOptionNames, type SeriesPoint} from '../query/count-query.js'
-import {MetricsRegistry, PROMETHEUS_CONTENT_TYPE, type Counter, type Gauge, type Histogram} from './metrics.js'
+import {Counter, Gauge, Histogram, type Registry} from 'prom-client'
+import {processRegistry, renderMetrics} from '../metrics/registry.js'
 import {formatIsoMillis} from '../events/timestamp.js'
 import {withTimeout} from '../util/async.js'
 import {SingleFlightCache} from './single-flight-cache.js'
@@ -66,36 +67,49 @@ export const COUNT_PARAMETERS: QueryOptionNames = {since: 'since', until: 'until
 const MAX_CACHED_RANGE_QUERIES = 100
 
 interface ServerMetrics {
-  registry: MetricsRegistry
+  registry: Registry
   uniqueCount: Gauge
   backendUp: Gauge
-  requests: Counter
-  requestDuration: Histogram
+  requests: Counter<'route' | 'status'>
+  requestDuration: Histogram<'route'>
   backendQueries: Counter
-  backendErrors: Counter
+  backendErrors: Counter<'operation' | 'reason'>
   cacheHits: Counter
   sharedQueries: Counter
 }
 
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+/** The metrics of `ipc serve`; their names are an interface (dashboards and alerts use them). */
 function createServerMetrics(): ServerMetrics {
-  const registry = new MetricsRegistry()
+  const registry = processRegistry()
+  const registers = [registry]
   const metrics: ServerMetrics = {
     registry,
-    uniqueCount: registry.gauge('ipc_unique_device_ip_count', 'Distinct device IPs, as last counted by the backend.'),
-    backendUp: registry.gauge('ipc_backend_up', '1 when the last backend query succeeded, 0 when it failed.'),
-    requests: registry.counter('ipc_http_requests_total', 'HTTP requests answered, by route and status code.', ['route', 'status']),
-    requestDuration: registry.histogram(
-      'ipc_http_request_duration_seconds',
-      'Time from request to the end of the response, by route.',
-      ['route'],
-      LATENCY_BUCKETS_SECONDS,
-    ),
-    backendQueries: registry.counter('ipc_backend_queries_total', 'Count queries sent to the backend.'),
-    backendErrors: registry.counter('ipc_backend_errors_total', 'Failed backend calls, by operation and reason.', ['operation', 'reason']),
-    cacheHits: registry.counter('ipc_count_cache_hits_total', 'Requests answered from the cached count without a backend query.'),
-    sharedQueries: registry.counter('ipc_count_shared_queries_total', 'Requests that waited for a backend query already in flight.'),
+    uniqueCount: new Gauge({name: 'ipc_unique_device_ip_count', help: 'Distinct device IPs, as last counted by the backend.', registers}),
+    backendUp: new Gauge({name: 'ipc_backend_up', help: '1 when the last backend query succeeded, 0 when it failed.', registers}),
+    requests: new Counter({
+      name: 'ipc_http_requests_total',
+      help: 'HTTP requests answered, by route and status code.',
+      labelNames: ['route', 'status'],
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'ipc_http_request_duration_seconds',
+      help: 'Time from request to the end of the response, by route.',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    }),
+    backendQueries: new Counter({name: 'ipc_backend_queries_total', help: 'Count queries sent to the backend.', registers}),
+    backendErrors: new Counter({
+      name: 'ipc_backend_errors_total',
+      help: 'Failed backend calls, by operation and reason.',
+      labelNames: ['operation', 'reason'],
+      registers,
+    }),
+    cacheHits: new Counter({name: 'ipc_count_cache_hits_total', help: 'Requests answered from the cached count without a backend query.', registers}),
+    sharedQueries: new Counter({name: 'ipc_count_shared_queries_total', help: 'Requests that waited for a backend query already in flight.', registers}),
   }
   for (const operation of ['connect', 'count']) {
     for (const reason of ['error', 'timeout']) metrics.backendErrors.inc({operation, reason}, 0)
@@ -368,7 +382,7 @@ export class CountServer {
     this.routes = {
       '/unique_ip_count': (url) => this.uniqueIpCount(url),
       '/healthz': () => this.healthz(),
-      '/metrics': async () => ({status: 200, body: this.metrics.registry.render(), contentType: PROMETHEUS_CONTENT_TYPE}),
+      '/metrics': async () => ({status: 200, ...(await renderMetrics(this.metrics.registry))}),
     }
     this.http = http.createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
@@ -463,7 +477,7 @@ export class CountServer {
     response.once('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
       this.metrics.requests.inc({route, status: String(response.statusCode)})
-      this.metrics.requestDuration.observe(seconds, {route})
+      this.metrics.requestDuration.observe({route}, seconds)
       this.accessLog?.({
         time: new Date().toISOString(),
         method: request.method ?? '',

@@ -219,7 +219,7 @@ describe('ipc serve against the real services', function () {
       expect(lines).to.include(`ipc_unique_device_ip_count ${expected}`)
       expect(lines).to.include('ipc_backend_up 1')
       expect(lines).to.include('ipc_http_requests_total{route="/unique_ip_count",status="200"} 2')
-      expect(lines.some((line) => line.startsWith('ipc_http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 1'))).to.equal(true)
+      expect(lines.some((line) => line.startsWith('ipc_http_request_duration_seconds_bucket{le="+Inf",route="/healthz"} 1'))).to.equal(true)
     })
 
     it('answers an unknown path with 404 JSON and a wrong method with 405 JSON and Allow', async () => {

@@ -1,11 +1,10 @@
 import {expect} from 'chai'
-import fc from 'fast-check'
 import http from 'node:http'
 import {EventEmitter} from 'node:events'
 import net from 'node:net'
 import {BackendError, type AddReceipt, type BackendEvents, type CountBackend} from '../../src/backends/backend.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
-import {MetricError, MetricsRegistry} from '../../src/http/metrics.js'
+import type {Metric} from 'prom-client'
 import {BackendTimeoutError, CountServer, createCountServer, ListenError, type CountServerOptions} from '../../src/http/count-server.js'
 import {withTimeout} from '../../src/util/async.js'
 
@@ -29,12 +28,19 @@ function request(url: string, path: string, method = 'GET'): Promise<Answer> {
 }
 
 /** Waits (yielding to the event loop) until `condition` holds; fails after `attempts` tries. */
-async function until(condition: () => boolean, what: string, attempts = 500): Promise<void> {
+async function until(condition: () => boolean | Promise<boolean>, what: string, attempts = 500): Promise<void> {
   for (let i = 0; i < attempts; i++) {
-    if (condition()) return
+    if (await condition()) return
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
   throw new Error(`gave up waiting until ${what}`)
+}
+
+/** A metric's current value for the given labels (0 before it has a series). */
+async function valueOf(metric: Metric, labels: Record<string, string> = {}): Promise<number> {
+  const {values} = await metric.get()
+  const match = values.find((value) => Object.entries(labels).every(([name, label]) => value.labels[name] === label))
+  return match?.value ?? 0
 }
 
 interface Deferred<T> {
@@ -186,9 +192,11 @@ describe('serve: count server', () => {
       expect(lines).to.include('ipc_http_requests_total{route="/unique_ip_count",status="200"} 1')
       expect(lines).to.include('ipc_http_requests_total{route="other",status="404"} 1')
       expect(lines).to.include('ipc_http_request_duration_seconds_count{route="/unique_ip_count"} 1')
-      expect(lines).to.include('ipc_http_request_duration_seconds_bucket{route="/unique_ip_count",le="+Inf"} 1')
+      expect(lines).to.include('ipc_http_request_duration_seconds_bucket{le="+Inf",route="/unique_ip_count"} 1')
       expect(lines).to.include('# TYPE ipc_count_cache_hits_total counter')
       expect(lines).to.include('ipc_backend_errors_total{operation="count",reason="timeout"} 0')
+      expect(lines.some((line) => /^process_resident_memory_bytes \d+$/.test(line))).to.equal(true)
+      expect(lines.some((line) => line.startsWith('nodejs_eventloop_lag_seconds '))).to.equal(true)
     })
 
     it('answers unknown paths with 404 JSON', async () => {
@@ -235,7 +243,7 @@ describe('serve: count server', () => {
       script.count = 'wait'
       const server = await start({createBackend: scripted(script), cacheMs: 0})
       const answers = Promise.all(Array.from({length: 10}, () => request(server.url, '/unique_ip_count')))
-      await until(() => server.metrics.sharedQueries.get() === 9, 'nine requests joined the query in flight')
+      await until(async () => (await valueOf(server.metrics.sharedQueries)) === 9, 'nine requests joined the query in flight')
       script.pending.resolve(42)
       for (const answer of await answers) expect(JSON.parse(answer.body)).to.deep.equal({unique_device_ip_count: 42})
       expect(script.countCalls).to.equal(1)
@@ -253,7 +261,7 @@ describe('serve: count server', () => {
       now += 1
       expect(JSON.parse((await request(server.url, '/unique_ip_count')).body).unique_device_ip_count).to.equal(8)
       expect(script.countCalls).to.equal(2)
-      expect(server.metrics.cacheHits.get()).to.equal(1)
+      expect(await valueOf(server.metrics.cacheHits)).to.equal(1)
     })
 
     it('queries for every sequential request with cacheMs 0', async () => {
@@ -319,7 +327,7 @@ describe('serve: count server', () => {
       const answer = await request(server.url, '/unique_ip_count')
       expect(answer.status).to.equal(503)
       expect(JSON.parse(answer.body).error).to.equal('scripted at scripted://127.0.0.1:1 did not answer count within 50 ms')
-      expect(server.metrics.backendErrors.get({operation: 'count', reason: 'timeout'})).to.equal(1)
+      expect(await valueOf(server.metrics.backendErrors, {operation: 'count', reason: 'timeout'})).to.equal(1)
     })
 
     it('answers 503 instead of hanging when connecting never finishes', async () => {
@@ -472,63 +480,5 @@ describe('serve: withTimeout', () => {
     await withTimeout(new Promise(() => {}), 10, () => error).catch((e: unknown) => (failure = e))
     expect(failure).to.equal(error)
     expect(failure).to.be.instanceOf(BackendError)
-  })
-})
-
-describe('metrics registry', () => {
-  it('renders counters and gauges with HELP and TYPE, unlabelled ones from 0', () => {
-    const registry = new MetricsRegistry()
-    registry.counter('jobs_total', 'Jobs done.')
-    registry.gauge('queue_depth', 'Jobs waiting.').set(4)
-    expect(registry.render()).to.equal(
-      '# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 0\n# HELP queue_depth Jobs waiting.\n# TYPE queue_depth gauge\nqueue_depth 4\n',
-    )
-  })
-
-  it('escapes label values and help text', () => {
-    const registry = new MetricsRegistry()
-    registry.counter('hits_total', 'Hits\\misses\nper path.', ['path']).inc({path: 'a"b\\c\nd'}, 2)
-    expect(registry.render()).to.equal('# HELP hits_total Hits\\\\misses\\nper path.\n# TYPE hits_total counter\nhits_total{path="a\\"b\\\\c\\nd"} 2\n')
-  })
-
-  it('renders histogram buckets cumulatively with +Inf, sum and count', () => {
-    const registry = new MetricsRegistry()
-    const histogram = registry.histogram('latency_seconds', 'Latency.', ['route'], [0.25, 1])
-    for (const value of [0.1, 0.25, 0.5, 5]) histogram.observe(value, {route: '/x'})
-    expect(registry.render().split('\n')).to.deep.equal([
-      '# HELP latency_seconds Latency.',
-      '# TYPE latency_seconds histogram',
-      'latency_seconds_bucket{route="/x",le="0.25"} 2',
-      'latency_seconds_bucket{route="/x",le="1"} 3',
-      'latency_seconds_bucket{route="/x",le="+Inf"} 4',
-      'latency_seconds_sum{route="/x"} 5.85',
-      'latency_seconds_count{route="/x"} 4',
-      '',
-    ])
-  })
-
-  it('keeps histogram buckets cumulative and +Inf equal to the count for any observations', () => {
-    fc.assert(
-      fc.property(fc.array(fc.double({min: 0, max: 100, noNaN: true}), {maxLength: 50}), (values) => {
-        const histogram = new MetricsRegistry().histogram('h', 'h', [], [0.5, 1, 10])
-        for (const value of values) histogram.observe(value)
-        const counts = [0.5, 1, 10, Number.POSITIVE_INFINITY].map((bound) => histogram.cumulativeCount(bound))
-        for (let i = 1; i < counts.length; i++) expect(counts[i]).to.be.at.least(counts[i - 1])
-        expect(counts[3]).to.equal(values.length)
-        expect(counts[0]).to.equal(values.filter((value) => value <= 0.5).length)
-      }),
-    )
-  })
-
-  it('refuses bad names, wrong labels, decreasing counters and duplicates', () => {
-    const registry = new MetricsRegistry()
-    expect(() => registry.counter('bad-name', 'x')).to.throw(MetricError, 'invalid metric name "bad-name"')
-    expect(() => registry.counter('ok_total', 'x', ['__reserved'])).to.throw(MetricError, 'invalid label name')
-    const counter = registry.counter('requests_total', 'x', ['route'])
-    expect(() => counter.inc({path: '/'})).to.throw(MetricError, 'requests_total takes labels {route}, got {path}')
-    expect(() => counter.inc({route: '/'}, -1)).to.throw(MetricError, 'only goes up')
-    expect(() => registry.gauge('requests_total', 'x')).to.throw(MetricError, 'already registered')
-    expect(() => registry.histogram('h', 'x', [], [1, 1])).to.throw(MetricError, 'strictly increasing')
-    expect(() => registry.histogram('h2', 'x', ['le'], [1])).to.throw(MetricError, 'reserved')
   })
 })

@@ -43,6 +43,10 @@ export interface BackendEvents {
   'write-failed': [error: BackendError]
   /** A write succeeded after at least one failed attempt, `failedForMs` after the first of them. */
   'write-recovered': [failedForMs: number]
+  /** A write of `events` events succeeded; its last attempt took `durationMs`. */
+  written: [events: number, durationMs: number]
+  /** The backend gave up on a write (retry time used up, a permanent refusal): its events are not stored. */
+  'write-gave-up': [error: BackendError]
 }
 
 /**
@@ -65,6 +69,8 @@ export interface CountBackend extends Pick<EventEmitter<BackendEvents>, 'on' | '
   add(events: readonly DeviceEvent[]): Promise<AddReceipt>
   /** Writes everything buffered; resolves when it is durable. */
   flush(): Promise<void>
+  /** Events accepted by `add()` and not yet written durably (buffered or in a write in flight). */
+  readonly unwrittenEvents: number
   /** Number of distinct device IPs stored. */
   count(): Promise<number>
   /** Flushes and releases connections and timers. */
@@ -105,6 +111,8 @@ export function readCaFile(file: string, service: string, backend: string, locat
 export function relayBackendEvents(from: EventEmitter<BackendEvents>, to: EventEmitter<BackendEvents>): void {
   from.on('write-failed', (error) => to.emit('write-failed', error))
   from.on('write-recovered', (failedForMs) => to.emit('write-recovered', failedForMs))
+  from.on('written', (events, durationMs) => to.emit('written', events, durationMs))
+  from.on('write-gave-up', (error) => to.emit('write-gave-up', error))
 }
 
 export function supportsRangeCounts(backend: CountBackend): backend is RangeCountBackend {

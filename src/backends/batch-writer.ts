@@ -73,6 +73,11 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
     return this.filling.batch.size
   }
 
+  /** Items added and not yet written: buffered, or in the write in flight. */
+  get unwritten(): number {
+    return this.filling.batch.size + (this.writing?.pending.batch.size ?? 0)
+  }
+
   /** The error the writer gave up with, if it did. */
   get failure(): BackendError | undefined {
     return this.failed
@@ -178,8 +183,9 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
   private async write(pending: PendingBatch<B>): Promise<void> {
     const {batch} = pending
     const {describe, failure, retryPolicy, isRetryable} = this.options
+    let attemptStarted = 0
     try {
-      await retryWithBackoff(() => this.options.write(batch), {
+      await retryWithBackoff(() => ((attemptStarted = performance.now()), this.options.write(batch)), {
         policy: retryPolicy,
         signal: this.stopRetries.signal,
         isRetryable: (error) => this.retrying && isRetryable(error),
@@ -193,9 +199,11 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
         this.failingSince = undefined
         this.emit('write-recovered', failedForMs)
       }
+      this.emit('written', batch.size, performance.now() - attemptStarted)
       pending.resolve()
     } catch (error) {
       this.failed = failure(`${describe(batch)} (gave up)`, error)
+      this.emit('write-gave-up', this.failed)
       pending.reject(this.failed)
       clearTimeout(this.filling.timer)
       this.filling.reject(this.failed)

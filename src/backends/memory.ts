@@ -32,6 +32,8 @@ export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeC
   readonly timeResolution = 'exact'
   private readonly devices = new Set<string>()
   private readonly hours = new Map<number, HourDevices>()
+  /** Stored as added: nothing waits. */
+  readonly unwrittenEvents = 0
 
   async connect(): Promise<void> {}
 

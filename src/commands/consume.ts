@@ -5,17 +5,19 @@ import {createBackend} from '../backends/registry.js'
 import {backendOptionsFromFlags, backendScalingFlags, backendWriteFlags} from '../cli/backend-flags.js'
 import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../pipeline/consume-pipeline.js'
 import {formatDuration} from '../util/duration.js'
-import {EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
+import {EXIT_FAILURE, EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, durationFlag, kafkaFlags} from '../cli/flags.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {createKafka, explainKafkaFailure, type Kafka, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
+import {ProbeServer} from '../http/probe-server.js'
+import {ConsumerMetrics} from '../metrics/consumer-metrics.js'
 
 export default class Consume extends IpcCommand {
   static override summary = 'Consume device events from Kafka and count unique device IPs.'
   static override description = `Joins consumer group --group (several processes with one group share the topic's partitions), validates every event, parses its timestamp, and adds valid events to the backend. A partition's offset is committed only after the backend has durably taken every event up to it (after the write holding it succeeded: redis acknowledged the PFADDs, clickhouse the batch insert), so a crash loses nothing: uncommitted events are read again, and counting a device twice does not change a distinct count.
 
-Prints "Total devices: N" every --report-interval. SIGINT/SIGTERM, --until-idle and --max-messages stop cleanly: stop fetching, flush, commit, print the summary, exit 0. A second SIGINT/SIGTERM exits at once (code 130) without committing.
+Prints "Total devices: N" and the group's lag every --report-interval. With --metrics-port it serves /metrics (Prometheus: events by outcome, backend writes and their latency, unwritten events, commits, lag per partition, group membership, process CPU, memory, event-loop lag and GC), /healthz and /readyz (200 once it is in the group and connected to a backend whose writes succeed, else 503 with the reason). SIGINT/SIGTERM, --until-idle and --max-messages stop cleanly: stop fetching, flush, commit, print the summary, exit 0. A second SIGINT/SIGTERM exits at once (code 130) without committing.
 
 Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, and with --dlq-topic produced to that topic with the reason in the ipc.error.reason header.
 
@@ -27,6 +29,10 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     '<%= config.bin %> consume --topic events --backend clickhouse',
     '<%= config.bin %> consume --topic events --backend redis --from-beginning --until-idle 5s',
     '<%= config.bin %> consume --topic events --backend clickhouse --batch-size 50000 --flush-interval 10s --dlq-topic events-invalid',
+    {
+      description: 'Serve Prometheus metrics and health probes on port 9464 of every interface.',
+      command: '<%= config.bin %> consume --topic events --metrics-port 9464 --metrics-host 0.0.0.0',
+    },
   ]
 
   static override enableJsonFlag = true
@@ -61,6 +67,13 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       env: 'KAFKA_SESSION_TIMEOUT',
       default: 30_000,
     }),
+    'metrics-port': Flags.integer({
+      description: 'Serve /metrics (Prometheus), /healthz and /readyz on this port while consuming; 0 picks a free one. Off by default.',
+      env: 'IPC_METRICS_PORT',
+      min: 0,
+      max: 65_535,
+    }),
+    'metrics-host': Flags.string({description: 'Address the metrics port listens on.', env: 'IPC_METRICS_HOST', default: '127.0.0.1'}),
     'backend-timeout': durationFlag({
       description:
         'Time allowed for one backend request (an insert, a Redis command) before it counts as failed and is retried. A timed-out ClickHouse insert may still have been applied: its retry stores nothing twice (see the README).',
@@ -124,6 +137,18 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       log: warn,
     })
     const running = pipeline
+    let probes: ProbeServer | undefined
+    if (flags['metrics-port'] !== undefined) {
+      const metrics = new ConsumerMetrics(pipeline, backend)
+      probes = new ProbeServer({registry: metrics.registry, readiness: () => pipeline.readiness()})
+      try {
+        await probes.listen(flags['metrics-port'], flags['metrics-host'])
+        warn(`ipc consume: metrics on ${probes.url}/metrics (health: /healthz, /readyz)`)
+      } catch (error) {
+        await backend.close().catch(() => undefined)
+        this.failWith(error, {exitCode: EXIT_FAILURE})
+      }
+    }
     const progressTimer = progress.enabled
       ? setInterval(() => {
           const {stats} = running
@@ -151,6 +176,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     } finally {
       clearInterval(progressTimer)
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
+      await probes?.close()
     }
     progress.clear()
     this.log(reportLine(summary))
@@ -171,6 +197,7 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
       ...reasons.map(([reason, n]): [string, string] => [`  ${reason}`, formatInt(n)]),
       ['elapsed', formatDuration(summary.elapsedMs)],
       ['group join', summary.joinMs === undefined ? 'never joined' : formatDuration(summary.joinMs)],
+      ['lag at stop', summary.lag === undefined ? 'unknown' : formatInt(summary.lag)],
       ['events/s (first to last event)', formatInt(summary.steadyEventsPerSecond)],
     ]
     if (isInteractive()) this.log(renderSummary(rows))
@@ -198,5 +225,6 @@ function exitSoonIfHeldOpen(warn: (line: string) => void): void {
 function reportLine(report: ConsumeReport): string {
   const devices = report.totalDevices === undefined ? `unknown (${report.countError})` : String(report.totalDevices)
   const {stats} = report
-  return `Total devices: ${devices} | ${formatInt(report.eventsPerSecond)} events/s | processed ${formatInt(stats.processed)} | invalid ${formatInt(stats.invalid)}`
+  const lag = report.lag === undefined ? 'unknown' : formatInt(report.lag)
+  return `Total devices: ${devices} | ${formatInt(report.eventsPerSecond)} events/s | processed ${formatInt(stats.processed)} | invalid ${formatInt(stats.invalid)} | lag ${lag}`
 }

@@ -4,6 +4,9 @@ import {BackendError, type CountBackend, supportsRangeCounts} from '../backends/
 import {buildCountQuery, CountQueryError, type ParsedCountQuery, queryJson, type QueryOptionNames, type SeriesPoint} from '../query/count-query.js'
 import {Counter, Gauge, Histogram, type Registry} from 'prom-client'
 import {processRegistry, renderMetrics} from '../metrics/registry.js'
+import {listen, serverUrl} from './listen.js'
+
+export {ListenError} from './listen.js'
 import {formatIsoMillis} from '../events/timestamp.js'
 import {withTimeout} from '../util/async.js'
 import {SingleFlightCache} from './single-flight-cache.js'
@@ -21,10 +24,6 @@ export class BackendTimeoutError extends BackendError {
 }
 
 /** The server could not start listening (port in use, address not available). */
-export class ListenError extends Error {
-  override name = 'ListenError'
-}
-
 export interface AccessLogEntry {
   time: string
   method: string
@@ -408,35 +407,12 @@ export class CountServer {
 
   /** Starts listening; resolves with the bound address (port 0 picks a free port). */
   listen(port = DEFAULT_PORT, host = DEFAULT_HOST): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException): void => {
-        this.http.off('listening', onListening)
-        const reason =
-          error.code === 'EADDRINUSE'
-            ? `port ${port} on ${host} is already in use`
-            : error.code === 'EADDRNOTAVAIL'
-              ? `address ${host} is not available on this machine`
-              : error.code === 'EACCES'
-                ? `permission denied to listen on ${host}:${port}`
-                : error.message
-        reject(new ListenError(`cannot listen on ${host}:${port}: ${reason}`, {cause: error}))
-      }
-      const onListening = (): void => {
-        this.http.off('error', onError)
-        resolve(this.http.address() as AddressInfo)
-      }
-      this.http.once('error', onError)
-      this.http.once('listening', onListening)
-      this.http.listen(port, host)
-    })
+    return listen(this.http, port, host)
   }
 
   /** `http://host:port` of the bound address. */
   get url(): string {
-    const address = this.http.address()
-    if (!address || typeof address === 'string') throw new Error('the server is not listening')
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-    return `http://${host}:${address.port}`
+    return serverUrl(this.http)
   }
 
   /** Queries the backend once (connecting it), e.g. to report its state at start. */

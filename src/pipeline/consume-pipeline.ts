@@ -1,8 +1,10 @@
+import {EventEmitter} from 'node:events'
 import type {Consumer, EachBatchPayload, Kafka, Message} from 'kafkajs'
 import {BackendError, type CountBackend, type DeviceEvent} from '../backends/backend.js'
 import {formatDuration} from '../util/duration.js'
 import {INVALID_REASONS, type InvalidReason, parseEvent} from '../events/event.js'
 import {errorLine} from '../util/errors.js'
+import {LagMonitor} from '../kafka/lag-monitor.js'
 import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
 import {settleWithin} from '../util/async.js'
 import {DeadLetterSink, deadLetter} from './dead-letter-sink.js'
@@ -30,6 +32,8 @@ export interface ConsumeOptions {
   dlqTopic?: string
   reportIntervalMs: number
   onReport?: (report: ConsumeReport) => void
+  /** How often the group's lag is read from the broker. Default 5 s. */
+  lagIntervalMs?: number
   /** Warnings and errors, one line each. */
   log: (line: string) => void
 }
@@ -55,6 +59,8 @@ export interface ConsumeStats {
 export interface ConsumeReport {
   totalDevices?: number
   countError?: string
+  /** The group's lag on the topic, summed over its partitions, as last read; undefined before the first read. */
+  lag?: number
   eventsPerSecond: number
   stats: ConsumeStats
 }
@@ -66,6 +72,23 @@ export interface ConsumeSummary extends ConsumeReport {
   joinMs?: number
   /** Events/s from the first to the last message processed. */
   steadyEventsPerSecond: number
+}
+
+/**
+ * What the pipeline tells as it works (instrumentation events, as a kafkajs consumer's): metrics
+ * and other observers listen instead of being called from inside the pipeline.
+ */
+export interface PipelineEvents {
+  /** One fetched batch was validated and handed to the backend (`invalid` by reason, only reasons seen). */
+  'batch-processed': [
+    batch: {topic: string; partition: number; processed: number; valid: number; invalid: Partial<Record<InvalidReason, number>>; deadLettered: number},
+  ]
+  /** Offsets were committed to the group. */
+  committed: [offsets: Array<{topic: string; partition: number; offset: string}>]
+  /** This member joined the group (again) and holds `partitions` partitions. */
+  'group-joined': [membership: {memberId: string; leader: boolean; partitions: number}]
+  /** The group is rebalancing: this member holds nothing until it has joined again. */
+  rebalancing: []
 }
 
 /** The consumer stopped because of a fault it could not get past (the cause is attached). */
@@ -84,8 +107,13 @@ export class ConsumeError extends Error {
  * returns, so fetching pauses and memory stays bounded; the batch keeps heartbeating meanwhile so
  * the member stays in the group, and nothing is committed until the events are written.
  */
-export class ConsumePipeline {
+export class ConsumePipeline extends EventEmitter<PipelineEvents> {
   readonly stats: ConsumeStats
+  /** The group's lag on the topic, read on a timer while the pipeline runs. */
+  readonly lag: LagMonitor
+  /** In the group with partitions, between a join and the next rebalance. */
+  private member = false
+  private backendConnected = false
   private consumer?: Consumer
   private deadLetters?: DeadLetterSink
   private readonly committer: OffsetCommitter
@@ -101,6 +129,8 @@ export class ConsumePipeline {
   private backendFailing = false
 
   constructor(private readonly options: ConsumeOptions) {
+    super()
+    this.lag = new LagMonitor({kafka: options.kafka, topic: options.topic, groupId: options.groupId, fromBeginning: options.fromBeginning})
     this.stats = {
       processed: 0,
       valid: 0,
@@ -120,6 +150,7 @@ export class ConsumePipeline {
     })
     this.committer.on('committed', (offsets) => {
       for (const {partition, offset} of offsets) this.stats.committed[partition] = offset
+      this.emit('committed', offsets)
     })
     this.committer.on('commit-failed', (error, offsets) => {
       // A partition may have moved to another member in a rebalance: its new owner re-reads
@@ -152,6 +183,18 @@ export class ConsumePipeline {
     return this.stopReason !== undefined
   }
 
+  /**
+   * Ready to do its work (for a readiness probe): connected to the backend, a member of the group
+   * with its partitions, and the backend's writes not failing. Otherwise the reason.
+   */
+  readiness(): {ready: true} | {ready: false; reason: string} {
+    if (this.stopping) return {ready: false, reason: 'stopping'}
+    if (!this.backendConnected) return {ready: false, reason: `not connected to ${this.options.backend.name} yet`}
+    if (!this.member) return {ready: false, reason: `not a member of group ${this.options.groupId} (joining or rebalancing)`}
+    if (this.backendFailing) return {ready: false, reason: `${this.options.backend.name} writes are failing`}
+    return {ready: true}
+  }
+
   /** Asks for a clean stop: stop fetching, flush, commit, disconnect. Safe to call more than once. */
   stop(reason: StopReason = 'signal'): void {
     if (this.stopReason) return
@@ -171,6 +214,7 @@ export class ConsumePipeline {
     options.backend.on('write-failed', (error) => this.backendWriteFailed(error))
     options.backend.on('write-recovered', (failedForMs) => this.backendWriteRecovered(failedForMs))
     await options.backend.connect()
+    this.backendConnected = true
     const consumer = kafka.consumer({
       groupId,
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
@@ -184,11 +228,19 @@ export class ConsumePipeline {
       this.deadLetters = new DeadLetterSink(kafka, options.dlqTopic)
       await this.deadLetters.connect()
     }
-    consumer.on(consumer.events.GROUP_JOIN, () => {
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
       this.stats.joinedAt = Date.now()
       this.idle.joined(this.stats.joinedAt)
+      this.member = true
+      const {memberId, isLeader, memberAssignment} = event.payload
+      const partitions = Object.values(memberAssignment).reduce((sum, assigned) => sum + assigned.length, 0)
+      this.emit('group-joined', {memberId, leader: isLeader, partitions})
     })
-    consumer.on(consumer.events.REBALANCING, () => this.idle.leftGeneration())
+    consumer.on(consumer.events.REBALANCING, () => {
+      this.idle.leftGeneration()
+      this.member = false
+      this.emit('rebalancing')
+    })
     consumer.on(consumer.events.FETCH, () => this.idle.fetched(Date.now()))
     consumer.on(consumer.events.CRASH, (event) => {
       const {error, restart} = event.payload as {error: Error; restart: boolean}
@@ -196,6 +248,7 @@ export class ConsumePipeline {
         // A restarting client (kafkajs ran out of retries, e.g. while a dead node's partitions
         // move) holds no partitions until it has joined again.
         this.idle.leftGeneration()
+        this.member = false
         options.log(`consumer restarting after error: ${error.message}`)
       } else this.fail(new ConsumeError(`consumer crashed: ${error.message}`, {cause: error}))
     })
@@ -212,6 +265,7 @@ export class ConsumePipeline {
         eachBatch: async (payload) => this.handleBatch(payload),
       })
       timers.push(...this.startTimers())
+      this.lag.start(options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
       await this.stopSignal
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)))
@@ -243,7 +297,7 @@ export class ConsumePipeline {
           const eventsPerSecond = ((this.stats.processed - lastProcessed) * 1000) / Math.max(1, now - lastAt)
           lastProcessed = this.stats.processed
           lastAt = now
-          onReport({...(await this.countDevices()), eventsPerSecond, stats: this.stats})
+          onReport({...(await this.countDevices()), lag: this.lag.total, eventsPerSecond, stats: this.stats})
         }, reportIntervalMs),
       )
     }
@@ -274,6 +328,7 @@ export class ConsumePipeline {
     try {
       const events: DeviceEvent[] = []
       const deadLetters: Message[] = []
+      const invalidInBatch: {count: number; byReason: Partial<Record<InvalidReason, number>>} = {count: 0, byReason: {}}
       const {maxMessages} = this.options
       let lastOffset: string | undefined
       // isStale() (a seek is pending) costs a JSON.stringify per call: ask once per batch.
@@ -290,6 +345,8 @@ export class ConsumePipeline {
         } else {
           this.stats.invalid++
           this.stats.invalidByReason[result.reason]++
+          invalidInBatch.count++
+          invalidInBatch.byReason[result.reason] = (invalidInBatch.byReason[result.reason] ?? 0) + 1
           this.invalidLog.log(
             `invalid ${result.reason}`,
             `invalid event (${result.reason}) at ${batch.topic}[${batch.partition}]@${message.offset}: ${result.detail}`,
@@ -307,6 +364,14 @@ export class ConsumePipeline {
         await this.deadLetters.send(deadLetters)
         this.stats.deadLettered += deadLetters.length
       }
+      this.emit('batch-processed', {
+        topic: batch.topic,
+        partition: batch.partition,
+        processed: events.length + invalidInBatch.count,
+        valid: events.length,
+        invalid: invalidInBatch.byReason,
+        deadLettered: deadLetters.length,
+      })
       const receipt = await this.options.backend.add(events)
       resolveOffset(lastOffset)
       this.committer.add(batch.topic, batch.partition, (BigInt(lastOffset) + 1n).toString(), receipt.durable)
@@ -356,6 +421,9 @@ export class ConsumePipeline {
       }
     }
     this.invalidLog.flush()
+    // The lag once the last commits are in: what a restart of this group would read again.
+    if (!this.failure) await this.lag.refresh()
+    await this.lag.stop()
     await consumer.disconnect().catch((error: Error) => this.options.log(`disconnect: ${error.message}`))
     await this.deadLetters?.disconnect().catch(() => undefined)
     if (this.failure) {
@@ -372,6 +440,7 @@ export class ConsumePipeline {
     return {
       reason,
       ...counted,
+      lag: this.lag.total,
       stats: this.stats,
       elapsedMs,
       joinMs: joinedAt === undefined ? undefined : joinedAt - this.stats.startedAt,
@@ -380,6 +449,9 @@ export class ConsumePipeline {
     }
   }
 }
+
+/** How often the group's lag is read, by default. */
+export const DEFAULT_LAG_INTERVAL_MS = 5000
 
 /** How long closing the backend may take when the consumer already stops with a failure. */
 const CLOSE_AFTER_FAILURE_MS = 5000

@@ -175,9 +175,32 @@ describe('BatchWriter', () => {
     const sink = new ControlledSink()
     sink.failing = new Error('wrong type')
     const batches = writer(sink, {isRetryable: () => false})
+    const gaveUp: BackendError[] = []
+    batches.on('write-gave-up', (error) => gaveUp.push(error))
     const receipt = await batches.add([1])
     expect(await receipt.durable.catch((error: unknown) => (error as Error).message)).to.include('(gave up): wrong type')
     expect(sink.started).to.have.length(1)
+    expect(gaveUp.map((error) => error.message)).to.have.lengthOf(1)
+    expect(gaveUp[0].message).to.include('(gave up): wrong type')
+  })
+
+  it('reports each write with its items and duration, and counts the items not yet written', async () => {
+    const sink = new ControlledSink()
+    const batches = writer(sink)
+    const written: Array<[number, number]> = []
+    batches.on('written', (items, durationMs) => written.push([items, durationMs]))
+    const first = await batches.add([1, 2, 3])
+    await batches.add([4, 5])
+    expect(batches.unwritten, 'three in flight, two buffered').to.equal(5)
+    sink.complete()
+    await first.durable
+    await until('the second write in flight', () => sink.started.length === 2)
+    expect(batches.unwritten).to.equal(2)
+    sink.complete()
+    await batches.flush()
+    expect(batches.unwritten).to.equal(0)
+    expect(written.map(([items]) => items)).to.deep.equal([3, 2])
+    expect(written.every(([, durationMs]) => durationMs >= 0)).to.equal(true)
   })
 
   it('close({retry: false}) stops retrying a failing write: its receipt and close() reject, add() refuses', async () => {

@@ -78,6 +78,7 @@ class ScriptedBackend extends EventEmitter<BackendEvents> implements CountBacken
   readonly name = 'scripted'
   readonly exact = true
   readonly location = 'scripted://127.0.0.1:1'
+  readonly unwrittenEvents = 0
 
   constructor(private readonly script: Script) {
     super()

@@ -184,6 +184,10 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
     return this.writer.buffered
   }
 
+  get unwrittenEvents(): number {
+    return this.writer.unwritten
+  }
+
   /** Detects the server version, creates database and table if missing and reads the table's layout. */
   async connect(): Promise<void> {
     this.connecting ??= this.prepare().catch((error: unknown) => {

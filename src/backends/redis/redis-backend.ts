@@ -173,6 +173,10 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
     return this.writer.flush()
   }
 
+  get unwrittenEvents(): number {
+    return this.writer.unwritten
+  }
+
   async count(): Promise<number> {
     const client = await this.connectedClient()
     return this.request('PFCOUNT failed', () => client.pfCount(this.key))

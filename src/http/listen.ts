@@ -1,0 +1,40 @@
+import type http from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+/** A server could not listen where asked (port in use, address not on this machine, no permission). */
+export class ListenError extends Error {
+  override name = 'ListenError'
+}
+
+/** Starts `server` listening; resolves with the bound address (port 0 picks a free port). */
+export function listen(server: http.Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening)
+      const reason =
+        error.code === 'EADDRINUSE'
+          ? `port ${port} on ${host} is already in use`
+          : error.code === 'EADDRNOTAVAIL'
+            ? `address ${host} is not available on this machine`
+            : error.code === 'EACCES'
+              ? `permission denied to listen on ${host}:${port}`
+              : error.message
+      reject(new ListenError(`cannot listen on ${host}:${port}: ${reason}`, {cause: error}))
+    }
+    const onListening = (): void => {
+      server.off('error', onError)
+      resolve(server.address() as AddressInfo)
+    }
+    server.once('error', onError)
+    server.once('listening', onListening)
+    server.listen(port, host)
+  })
+}
+
+/** `http://host:port` of a listening server. */
+export function serverUrl(server: http.Server): string {
+  const address = server.address()
+  if (!address || typeof address === 'string') throw new Error('the server is not listening')
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${host}:${address.port}`
+}

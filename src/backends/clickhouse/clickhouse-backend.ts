@@ -258,8 +258,7 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
   /** The relation holding each event once. */
   private eventsOnce(): string {
     if (!this.deduplicates) return this.qualifiedTable
-    const {deduplicated} = schemaTables(this.table, this.cluster !== undefined)
-    return `${quoteSqlIdentifier(this.database, 'ClickHouse database name')}.${quoteSqlIdentifier(deduplicated, 'ClickHouse table name')}`
+    return this.qualified(schemaTables(this.table, this.cluster !== undefined).deduplicated)
   }
 
   /** Flushes (retrying as configured), stops the timer and closes the client. */
@@ -321,10 +320,8 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
 
   private async createDeduplicatedView(): Promise<void> {
     if (!this.deduplicates) return
-    const tables = schemaTables(this.table, this.cluster !== undefined)
-    const database = quoteSqlIdentifier(this.database, 'ClickHouse database name')
     const onCluster = this.cluster !== undefined && this.clusterDdl === 'on-cluster' ? quoteSqlIdentifier(this.cluster, 'ClickHouse cluster name') : undefined
-    const view = `${database}.${quoteSqlIdentifier(tables.deduplicated, 'ClickHouse table name')}`
+    const view = this.qualified(schemaTables(this.table, this.cluster !== undefined).deduplicated)
     await this.command('creating the deduplicated view', createDeduplicatedViewSql(view, this.qualifiedTable, this.layout as TimestampLayout, onCluster))
   }
 
@@ -334,14 +331,7 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
    */
   private async prepareWithoutCreating(refusal: BackendError): Promise<void> {
     const tables = schemaTables(this.table, this.cluster !== undefined)
-    const database = quoteSqlIdentifier(this.database, 'ClickHouse database name')
-    const exists = async (table: string) => {
-      const [row] = await this.select<Record<string, string | number>>(
-        'checking the tables',
-        `EXISTS TABLE ${database}.${quoteSqlIdentifier(table, 'ClickHouse table name')}`,
-      )
-      return Number(Object.values(row)[0]) === 1
-    }
+    const exists = (table: string) => this.tableExists('checking the tables', table)
     if (!(await exists(tables.events))) {
       throw new BackendError(
         `ClickHouse at ${this.location}: table ${this.database}.${this.table} does not exist, and user "${this.clientOptions?.username ?? 'default'}" may not create it ` +
@@ -361,14 +351,7 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
    */
   private async ensureRollupsFilled(layout: TimestampLayout): Promise<boolean> {
     const tables = schemaTables(this.table, false)
-    const database = quoteSqlIdentifier(this.database, 'ClickHouse database name')
-    const exists = async (table: string) => {
-      const [row] = await this.select<Record<string, string | number>>(
-        'checking the rollups',
-        `EXISTS TABLE ${database}.${quoteSqlIdentifier(table, 'ClickHouse table name')}`,
-      )
-      return Number(Object.values(row)[0]) === 1
-    }
+    const exists = (table: string) => this.tableExists('checking the rollups', table)
     if (await exists(tables.rollupsReady)) return true
     const statements = (await exists(tables.rollupsReadyUnbounded))
       ? rebuildHourlyRollupSql(this.database, this.table, layout)
@@ -387,6 +370,17 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
       if (backfill !== this.client) await backfill.close()
     }
     return true
+  }
+
+  /** Whether `table` exists in the backend's database. */
+  private async tableExists(action: string, table: string): Promise<boolean> {
+    const [row] = await this.select<Record<string, string | number>>(action, `EXISTS TABLE ${this.qualified(table)}`)
+    return Number(Object.values(row)[0]) === 1
+  }
+
+  /** `table` in the backend's database, quoted. */
+  private qualified(table: string): string {
+    return `${quoteSqlIdentifier(this.database, 'ClickHouse database name')}.${quoteSqlIdentifier(table, 'ClickHouse table name')}`
   }
 
   /** The table's timestamp layout and whether it has the Kafka coordinate columns. */

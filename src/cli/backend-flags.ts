@@ -38,7 +38,7 @@ export const backendWriteFlags = {
 }
 
 /**
- * Maps the shared backend flags (src/flags.ts `backendFlags`, plus `backendScalingFlags` and
+ * Maps the shared backend flags (src/cli/flags.ts `backendFlags`, plus `backendScalingFlags` and
  * `backendWriteFlags`) to options. A command that does not declare those still honours their environment variables
  * (REDIS_CLUSTER_NODES, IPC_REDIS_BUCKET_TTL, CLICKHOUSE_CLUSTER, CLICKHOUSE_CLUSTER_DDL).
  */

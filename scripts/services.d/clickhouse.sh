@@ -64,7 +64,14 @@ start_clickhouse() {
   echo "$CLICKHOUSE_HTTPS_PORT" >"$STATE_DIR/clickhouse-https.port"
   make_certificates "$STATE_DIR/clickhouse/tls" server
   rm -f "$STATE_DIR/clickhouse.pid"
-  rm -rf "$STATE_DIR/clickhouse/data" "$LOG_DIR/clickhouse"
+  # After `stop clickhouse` the data stays (a test of a stopped backend sees it come back whole);
+  # any other start is a fresh server.
+  if [ -f "$STATE_DIR/clickhouse.stopped" ]; then
+    rm -f "$STATE_DIR/clickhouse.stopped"
+  else
+    rm -rf "$STATE_DIR/clickhouse/data"
+  fi
+  rm -rf "$LOG_DIR/clickhouse"
   write_clickhouse_config
   echo "$CLICKHOUSE_HTTP_PORT $CLICKHOUSE_TCP_PORT" >"$STATE_DIR/clickhouse.ports"
   local started

@@ -11,6 +11,7 @@ import {
   ListenError,
   MAX_ERROR_CACHE_MS,
 } from '../http/count-server.js'
+import {DashboardOptionError, DEFAULT_DASHBOARD_ERROR_CODES, DEFAULT_DASHBOARD_REFRESH_MS, parseDashboardErrorCodes} from '../http/dashboard.js'
 
 /** Passwords given on the command line, in every spelling an error message might repeat them. */
 function secretsOf(flags: {'redis-url': string; 'clickhouse-url': string; 'clickhouse-password': string}): string[] {
@@ -32,6 +33,7 @@ export default class Serve extends Command {
   static override description = `Answers GET /unique_ip_count with {"unique_device_ip_count": N}, GET /healthz (200, or 503 when the backend does not answer) and GET /metrics (Prometheus text format).
 /unique_ip_count also takes the query parameters since, until, error_code (repeatable or comma-separated) and by (hour|day), with the meaning of the ipc count flags of the same names: /unique_ip_count?since=24h&error_code=3&by=hour answers {"unique_device_ip_count", "exact", "since", "until", "error_codes", "by", "series"}; an invalid value answers 400 (other parameters are ignored).
 Every backend call times out after --backend-timeout; a count is reused for --cache, and requests arriving while a count is being queried share that one query. A failed count is retried after at most ${MAX_ERROR_CACHE_MS} ms, with a fresh backend connection.
+GET / is a dashboard page for people: the count refreshing every --dashboard-refresh, unique devices per hour (last 24 hours) and per day (last 30 days) as charts, and devices per error code; it asks only the JSON API above, needs no internet access, and --no-dashboard turns it off.
 The server starts even when the backend is down, answers 503 with a JSON error until it is back, and stops cleanly on SIGINT/SIGTERM (in-flight requests finish, exit code 0).`
 
   static override examples = [
@@ -39,6 +41,10 @@ The server starts even when the backend is down, answers 503 with a JSON error u
     {
       description: 'Serve the exact ClickHouse count on all interfaces, port 8080.',
       command: '<%= config.bin %> <%= command.id %> --backend clickhouse --host 0.0.0.0 --port 8080',
+    },
+    {
+      description: 'Open the dashboard in a browser at http://127.0.0.1:5001/, with error codes 0 to 4 and 100 in its table:',
+      command: '<%= config.bin %> <%= command.id %> --backend clickhouse --dashboard-error-codes 0..4,100',
     },
     {description: 'Pick a free port (printed on stderr) and log every request as JSON.', command: '<%= config.bin %> <%= command.id %> --port 0 --access-log'},
     {
@@ -64,11 +70,36 @@ The server starts even when the backend is down, answers 503 with a JSON error u
       defaultHelp: async () => '1s',
     }),
     'access-log': Flags.boolean({description: 'Write one JSON line per request to stdout.', default: false}),
+    dashboard: Flags.boolean({
+      description: 'Serve the dashboard page at GET /; --no-dashboard leaves only the JSON API, /healthz and /metrics.',
+      env: 'IPC_DASHBOARD',
+      default: true,
+      allowNo: true,
+    }),
+    'dashboard-error-codes': Flags.string({
+      description: "Error codes in the dashboard's table, one count query each: a list with ranges, e.g. 0..9 or 1,4,100..105.",
+      env: 'IPC_DASHBOARD_ERROR_CODES',
+      default: `${DEFAULT_DASHBOARD_ERROR_CODES[0]}..${DEFAULT_DASHBOARD_ERROR_CODES.at(-1)}`,
+    }),
+    'dashboard-refresh': durationFlag({
+      description: 'How often the dashboard asks for the count; its charts refresh every 6th time.',
+      env: 'IPC_DASHBOARD_REFRESH',
+      default: DEFAULT_DASHBOARD_REFRESH_MS,
+      defaultHelp: async () => '5s',
+    }),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
     if (flags['backend-timeout'] <= 0) this.error('--backend-timeout must be greater than 0', {exit: 2})
+    if (flags['dashboard-refresh'] < 500) this.error('--dashboard-refresh must be at least 500ms', {exit: 2})
+    let errorCodes: number[]
+    try {
+      errorCodes = parseDashboardErrorCodes(flags['dashboard-error-codes'])
+    } catch (error) {
+      if (error instanceof DashboardOptionError) this.error(error.message, {exit: 2})
+      throw error
+    }
     const backendOptions = {...backendOptionsFromFlags(flags), requestTimeoutMs: flags['backend-timeout']}
     const say = (message: string): void => {
       process.stderr.write(`ipc serve: ${message}\n`)
@@ -85,6 +116,7 @@ The server starts even when the backend is down, answers 503 with a JSON error u
         cacheMs: flags.cache,
         requestTimeoutMs: flags['backend-timeout'],
         secrets: secretsOf(flags),
+        dashboard: flags.dashboard ? {errorCodes, refreshMs: flags['dashboard-refresh']} : undefined,
         log: say,
         accessLog: flags['access-log'] ? (entry) => process.stdout.write(`${JSON.stringify(entry)}\n`) : undefined,
       })
@@ -99,7 +131,8 @@ The server starts even when the backend is down, answers 503 with a JSON error u
       throw error
     }
 
-    say(`listening on ${server.url} (backend ${server.backendName} ${server.backendLocation})`)
+    const dashboardNote = flags.dashboard ? `; dashboard at ${server.url}/` : ''
+    say(`listening on ${server.url} (backend ${server.backendName} ${server.backendLocation})${dashboardNote}`)
     // Connect now so the log tells at once whether the backend answers; requests do not wait for it.
     void server.probe()
 

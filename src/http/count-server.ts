@@ -10,6 +10,7 @@ export {ListenError} from './listen.js'
 import {formatIsoMillis} from '../events/timestamp.js'
 import {withTimeout} from '../util/async.js'
 import {SingleFlightCache} from './single-flight-cache.js'
+import {DASHBOARD_CONTENT_SECURITY_POLICY, dashboardFiles, type DashboardOptions} from './dashboard.js'
 
 export const DEFAULT_PORT = 5001
 export const DEFAULT_HOST = '127.0.0.1'
@@ -51,6 +52,8 @@ export interface CountServerOptions {
   accessLog?: (entry: AccessLogEntry) => void
   /** Clock for the cache, epoch ms. Default `Date.now`. */
   now?: () => number
+  /** Serve the dashboard page at `GET /` with these settings; undefined: no page. */
+  dashboard?: DashboardOptions
 }
 
 type CountOutcome = {ok: true; count: number; completedAt: number} | {ok: false; error: BackendError; completedAt: number}
@@ -343,7 +346,8 @@ function pathOf(url: string | undefined): string {
 }
 
 /**
- * The unique-count HTTP API: `GET /unique_ip_count`, `GET /healthz`, `GET /metrics`.
+ * The unique-count HTTP API: `GET /unique_ip_count`, `GET /healthz`, `GET /metrics`, and with the
+ * `dashboard` option the page at `GET /` that shows them.
  * Use {@link createCountServer}, then `listen`, and `close` to shut down cleanly.
  */
 export class CountServer {
@@ -382,6 +386,12 @@ export class CountServer {
       '/unique_ip_count': (url) => this.uniqueIpCount(url),
       '/healthz': () => this.healthz(),
       '/metrics': async () => ({status: 200, ...(await renderMetrics(this.metrics.registry))}),
+    }
+    if (options.dashboard) {
+      for (const [path, file] of dashboardFiles(options.dashboard)) {
+        const headers = path === '/' ? {'Content-Security-Policy': DASHBOARD_CONTENT_SECURITY_POLICY} : undefined
+        this.routes[path] = async () => ({status: 200, body: file.body, contentType: file.contentType, headers})
+      }
     }
     this.http = http.createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {

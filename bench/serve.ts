@@ -18,6 +18,7 @@ import {dirname} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createClient} from 'redis'
 import {formatInt, renderTable} from '../src/cli/output.js'
+import {errorMessage} from '../src/util/errors.js'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS_FILE = `${REPO_ROOT}bench/results/serve.json`
@@ -221,7 +222,7 @@ async function load(port: number, total: number, concurrency: number): Promise<{
         latencies.push(Number(process.hrtime.bigint() - sent) / 1e6)
       } catch (error) {
         errors++
-        firstError ??= error instanceof Error ? error.message : String(error)
+        firstError ??= errorMessage(error)
         if (!(error instanceof Error && error.message.startsWith('status'))) return
       }
     }
@@ -393,6 +394,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`serve benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.stderr.write(`serve benchmark failed: ${errorMessage(error)}\n`)
   process.exitCode = 1
 })

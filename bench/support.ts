@@ -12,6 +12,7 @@ import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {createClient as createRedisClient} from 'redis'
 import {createKafka} from '../src/kafka/client.js'
 import {createTopic as createKafkaTopic} from '../src/kafka/topics.js'
+import {errorMessage} from '../src/util/errors.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results')
@@ -289,7 +290,7 @@ export function envInteger(name: string, fallback: number): number {
 /** Runs `main`, printing a failure as one line on stderr with exit code 1. */
 export function runBenchmark(name: string, main: () => Promise<void>): void {
   main().catch((error: unknown) => {
-    process.stderr.write(`${name} benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.stderr.write(`${name} benchmark failed: ${errorMessage(error)}\n`)
     process.exitCode = 1
   })
 }

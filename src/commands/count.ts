@@ -22,6 +22,7 @@ import {IdentifierError} from '../backends/identifiers.js'
 import {formatInt, isInteractive, renderTable} from '../cli/output.js'
 import {formatIsoMillis} from '../events/timestamp.js'
 import {withTimeout} from '../util/async.js'
+import {errorMessage} from '../util/errors.js'
 
 /** Exit codes of `ipc count` (also in its help). */
 export const EXIT_USAGE = 2
@@ -120,7 +121,7 @@ Exit codes:
       if (withQuery) parsed = buildCountQuery(input, Date.now())
       backend = await createBackend(flags.backend, {...backendOptionsFromFlags(flags), requestTimeoutMs: flags.timeout})
     } catch (error) {
-      return this.fail(new CountFailure(error instanceof Error ? error.message : String(error), EXIT_USAGE))
+      return this.fail(new CountFailure(errorMessage(error), EXIT_USAGE))
     }
 
     let counted: Counted

@@ -12,6 +12,11 @@ export function errorChain(error: unknown): Error[] {
   return chain
 }
 
+/** The message of an error, or the thrown value as text when it is not an Error (all of it, every line). */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
 /** A one-line reason for an error from a client library, never empty (AggregateError, bare codes). */
 export function errorReason(error: unknown): string {
   if (error instanceof AggregateError && !error.message) {

@@ -19,6 +19,7 @@ import {fileURLToPath} from 'node:url'
 import {createClient} from 'redis'
 import {formatInt, renderTable} from '../src/cli/output.js'
 import {errorMessage} from '../src/util/errors.js'
+import {sleep} from '../src/util/async.js'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS_FILE = `${REPO_ROOT}bench/results/serve.json`
@@ -86,10 +87,6 @@ function connects(port: number): Promise<boolean> {
     socket.once('connect', () => resolve(socket.destroy() && true))
     socket.once('error', () => resolve(false))
   })
-}
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

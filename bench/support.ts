@@ -13,6 +13,7 @@ import {createClient as createRedisClient} from 'redis'
 import {createKafka} from '../src/kafka/client.js'
 import {createTopic as createKafkaTopic} from '../src/kafka/topics.js'
 import {errorMessage} from '../src/util/errors.js'
+import {sleep} from '../src/util/async.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results')
@@ -118,7 +119,7 @@ export async function waitForClickHouseMerges(url: string, maxMs = 20_000): Prom
     while (Date.now() < deadline) {
       const [row] = await (await client.query({query: 'SELECT count() AS merges FROM system.merges', format: 'JSONEachRow'})).json<{merges: string | number}>()
       if (Number(row.merges) === 0) return
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      await sleep(200)
     }
   } finally {
     await client.close()

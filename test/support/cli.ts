@@ -1,5 +1,6 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
+import {sleep} from '../../src/util/async.js'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const RUN_JS = `${REPO_ROOT}bin/run.js`
@@ -62,6 +63,6 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     const value = await check()
     if (value !== undefined) return value
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+    await sleep(intervalMs)
   }
 }

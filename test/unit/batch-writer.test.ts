@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {BackendError} from '../../src/backends/backend.js'
 import {BatchWriter, type BatchWriterOptions, type WriteBatch} from '../../src/backends/batch-writer.js'
+import {until} from '../support/wait.js'
 
 class NumberBatch implements WriteBatch<number> {
   readonly items: number[] = []
@@ -53,15 +54,6 @@ function writer(sink: ControlledSink, overrides: Partial<BatchWriterOptions<numb
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
-
-/** Ticks until `condition` holds; fails after `maxMs` instead of hanging until mocha's timeout. */
-async function until(what: string, condition: () => boolean, maxMs = 2000): Promise<void> {
-  const deadline = Date.now() + maxMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${maxMs} ms waiting for ${what}`)
-    await tick()
-  }
-}
 
 describe('BatchWriter', () => {
   it('with no flush interval, writes at once when idle and combines what arrives during a write into the next', async () => {

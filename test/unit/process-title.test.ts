@@ -3,6 +3,7 @@ import {spawn} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {redactedCommandLine} from '../../src/cli/process-title.js'
+import {sleep} from '../../src/util/async.js'
 
 describe('process title', () => {
   it('hides the values of secret flags and passwords in URLs, and nothing else', () => {
@@ -31,7 +32,7 @@ describe('process title', () => {
     try {
       let cmdline = ''
       for (let tries = 0; tries < 100 && !cmdline.startsWith('ipc '); tries++) {
-        await new Promise((resolve) => setTimeout(resolve, 50))
+        await sleep(50)
         cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
       }
       expect(cmdline).to.match(/^ipc serve --backend memory --port 0 --clickhouse-password \*\*\*/)

@@ -7,6 +7,7 @@ import {MemoryBackend} from '../../src/backends/memory.js'
 import type {Metric} from 'prom-client'
 import {BackendTimeoutError, CountServer, createCountServer, ListenError, type CountServerOptions} from '../../src/http/count-server.js'
 import {withTimeout} from '../../src/util/async.js'
+import {until} from '../support/wait.js'
 
 interface Answer {
   status: number
@@ -25,15 +26,6 @@ function request(url: string, path: string, method = 'GET'): Promise<Answer> {
     req.on('error', reject)
     req.end()
   })
-}
-
-/** Waits (yielding to the event loop) until `condition` holds; fails after `attempts` tries. */
-async function until(condition: () => boolean | Promise<boolean>, what: string, attempts = 500): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await condition()) return
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
-  throw new Error(`gave up waiting until ${what}`)
 }
 
 /** A metric's current value for the given labels (0 before it has a series). */
@@ -244,7 +236,7 @@ describe('serve: count server', () => {
       script.count = 'wait'
       const server = await start({createBackend: scripted(script), cacheMs: 0})
       const answers = Promise.all(Array.from({length: 10}, () => request(server.url, '/unique_ip_count')))
-      await until(async () => (await valueOf(server.metrics.sharedQueries)) === 9, 'nine requests joined the query in flight')
+      await until('nine requests joined the query in flight', async () => (await valueOf(server.metrics.sharedQueries)) === 9)
       script.pending.resolve(42)
       for (const answer of await answers) expect(JSON.parse(answer.body)).to.deep.equal({unique_device_ip_count: 42})
       expect(script.countCalls).to.equal(1)
@@ -411,7 +403,7 @@ describe('serve: count server', () => {
       await server.listen(0, '127.0.0.1')
       const url = server.url
       const inFlight = request(url, '/unique_ip_count')
-      await until(() => script.countCalls === 1, 'the count query started')
+      await until('the count query started', () => script.countCalls === 1)
       const closed = server.close()
       let refused: unknown
       await request(url, '/unique_ip_count').catch((error: unknown) => (refused = error))
@@ -439,7 +431,7 @@ describe('serve: count server', () => {
       const inFlight = new Promise<http.IncomingMessage>((resolve, reject) => {
         http.get(new URL('/unique_ip_count', server.url), {agent}, (res) => res.resume().on('end', () => resolve(res))).on('error', reject)
       })
-      await until(() => script.countCalls === 2, 'the second count query started')
+      await until('the second count query started', () => script.countCalls === 2)
       const closed = server.close()
       script.pending.resolve(2)
       expect((await inFlight).headers.connection).to.equal('close')

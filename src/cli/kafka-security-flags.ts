@@ -39,6 +39,7 @@ export const kafkaSecurityFlags = {
   'ssl-key-password': Flags.string({description: 'Password of an encrypted --ssl-key.', env: 'KAFKA_SSL_KEY_PASSWORD'}),
   'ssl-no-verify': Flags.boolean({
     description: "Do not check the brokers' certificates (insecure: anyone in the path can read and change the stream). Says so on stderr.",
+    env: 'KAFKA_SSL_NO_VERIFY',
     default: false,
   }),
 }

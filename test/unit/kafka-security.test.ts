@@ -1,8 +1,10 @@
 import {expect} from 'chai'
+import {Parser} from '@oclif/core'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {KafkaSecurityError, mergeSettings, parseProperties, readClientProperties, resolveSecurity, settingsFromProperties} from '../../src/kafka/security.js'
+import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../../src/cli/kafka-security-flags.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ipc-security-'))
 function file(name: string, text: string): string {
@@ -101,5 +103,46 @@ describe('Kafka client security settings', () => {
       })()
       expect(error.message).to.not.include(secret)
     }
+  })
+})
+
+/** What `action` writes to stderr (and nothing reaches the real stderr meanwhile). */
+function stderrOf(action: () => void): string {
+  let written = ''
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    written += String(chunk)
+    return true
+  }) as typeof process.stderr.write
+  try {
+    action()
+  } finally {
+    process.stderr.write = write
+  }
+  return written
+}
+
+describe('Kafka security flags', () => {
+  it('every flag has an environment fallback; --ssl-no-verify reads KAFKA_SSL_NO_VERIFY', async () => {
+    for (const [name, flag] of Object.entries(kafkaSecurityFlags)) expect(flag.env, name).to.match(/^KAFKA_[A-Z_]+$/)
+    expect(kafkaSecurityFlags['ssl-no-verify'].env).to.equal('KAFKA_SSL_NO_VERIFY')
+    const saved = process.env.KAFKA_SSL_NO_VERIFY
+    try {
+      delete process.env.KAFKA_SSL_NO_VERIFY
+      expect((await Parser.parse([], {flags: kafkaSecurityFlags})).flags['ssl-no-verify']).to.equal(false)
+      process.env.KAFKA_SSL_NO_VERIFY = 'true'
+      expect((await Parser.parse([], {flags: kafkaSecurityFlags})).flags['ssl-no-verify']).to.equal(true)
+    } finally {
+      if (saved === undefined) delete process.env.KAFKA_SSL_NO_VERIFY
+      else process.env.KAFKA_SSL_NO_VERIFY = saved
+    }
+  })
+
+  it('--ssl-no-verify turns verification off and says so on stderr; verified TLS says nothing', () => {
+    let security: ReturnType<typeof kafkaSecurityFromFlags> | undefined
+    const warning = stderrOf(() => (security = kafkaSecurityFromFlags({'security-protocol': 'SSL', 'ssl-no-verify': true}, 'consume')))
+    expect(security?.ssl).to.deep.equal({rejectUnauthorized: false})
+    expect(warning).to.equal("ipc consume: warning: the Kafka brokers' TLS certificates are not verified\n")
+    expect(stderrOf(() => kafkaSecurityFromFlags({'security-protocol': 'SSL'}, 'produce'))).to.equal('')
   })
 })

@@ -383,7 +383,8 @@ async function main(): Promise<void> {
           const result = await consumeOnce(topic, backend, distinctDevices, names)
           runs[backend].push(result)
           progress(
-            `  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`,
+            `  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ` +
+              `${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`,
           )
         }
         progress(`round ${round}/${ROUNDS}: bare kafkajs consumer`)
@@ -399,7 +400,8 @@ async function main(): Promise<void> {
           withoutKafkaRuns[backend].push(await withoutKafka(env, backend, messages, distinctDevices, names))
         }
         progress(
-          `  redis ${formatInt(withoutKafkaRuns.redis.at(-1) as number)} events/s, clickhouse ${formatInt(withoutKafkaRuns.clickhouse.at(-1) as number)} events/s`,
+          `  redis ${formatInt(withoutKafkaRuns.redis.at(-1) as number)} events/s, clickhouse ` +
+            `${formatInt(withoutKafkaRuns.clickhouse.at(-1) as number)} events/s`,
         )
         progress(`round ${round}/${ROUNDS}: naive references (up to ${NAIVE_MAX_MS / 1000} s each)`)
         const naive = {redis: await naiveRedis(env, `ipc:bench:${id}:naive`), clickhouse: await naiveClickHouse(env, `${id}_naive`)}
@@ -455,7 +457,8 @@ async function main(): Promise<void> {
     console.log(renderTable(['reader', 'events/s', 'vs kcat', 'vs naive', 'CPU µs/event', 'group join ms', 'peak RSS'], rows))
     console.log(
       `data: ${formatInt(EVENTS)} events of ${formatInt(distinctDevices)} devices, ${PARTITIONS} partitions, produced with --batch ${PRODUCE_BATCH}; ` +
-        `median of ${ROUNDS} rounds; ipc and bare kafkajs: events/s from first to last event (group join apart), CPU of the whole process per event; kcat: median of ${KCAT_ROUNDS} runs ` +
+        `median of ${ROUNDS} rounds; ipc and bare kafkajs: events/s from first to last event (group join ` +
+        `apart), CPU of the whole process per event; kcat: median of ${KCAT_ROUNDS} runs ` +
         `(-c N ${formatMs(kcatAllMs)} ms, -c 1 ${formatMs(kcatFirstMs)} ms, -e ${formatMs(kcatEndMs)} ms); every ipc run's count was checked`,
     )
 

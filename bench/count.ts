@@ -254,7 +254,8 @@ async function main(): Promise<void> {
       ),
     )
     console.log(
-      `sequential calls after ${WARMUP_CALLS.redis} (redis) / ${WARMUP_CALLS.clickhouse} (clickhouse) warm-up calls; clickhouse measured right after the insert, with background merges running`,
+      `sequential calls after ${WARMUP_CALLS.redis} (redis) / ${WARMUP_CALLS.clickhouse} (clickhouse) ` +
+        `warm-up calls; clickhouse measured right after the insert, with background merges running`,
     )
 
     console.log(

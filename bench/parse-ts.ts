@@ -195,7 +195,8 @@ console.log(
 console.log(`corpus: ${formatInt(corpus.length)} values of 16 shapes; best of ${ROUNDS} interleaved rounds after a warm-up`)
 console.log(`parseTimestamp / baseline: ${(strict.valuesPerSecond / baseline.valuesPerSecond).toFixed(2)}x`)
 console.log(
-  `baseline gives the same result for ${((baselineAgrees / corpus.length) * 100).toFixed(1)}% of the corpus (it ignores the epoch unit rule, quotes and reads no-zone times as local time)`,
+  `baseline gives the same result for ${((baselineAgrees / corpus.length) * 100).toFixed(1)}% of the ` +
+    `corpus (it ignores the epoch unit rule, quotes and reads no-zone times as local time)`,
 )
 const loadAverage = loadavg()[0]
 if (loadAverage > cpus().length) {
@@ -203,7 +204,8 @@ if (loadAverage > cpus().length) {
 }
 const pass = strict.valuesPerSecond >= TARGET_PER_SECOND && hotPath.valuesPerSecond >= TARGET_PER_SECOND
 console.log(
-  `${pass ? 'PASS' : 'MISS'}: target ${formatInt(TARGET_PER_SECOND)} values/s; parseTimestamp ${formatInt(strict.valuesPerSecond)}, tryParseTimestamp ${formatInt(hotPath.valuesPerSecond)}`,
+  `${pass ? 'PASS' : 'MISS'}: target ${formatInt(TARGET_PER_SECOND)} values/s; parseTimestamp ` +
+    `${formatInt(strict.valuesPerSecond)}, tryParseTimestamp ${formatInt(hotPath.valuesPerSecond)}`,
 )
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results')

@@ -180,7 +180,9 @@ async function main(): Promise<void> {
       const ratio = median(pairedRatios)
       const pass = ratio >= TARGET_RATIO_TO_BARE
       console.log(
-        `${verdict(pass)}: ipc produce ≥ ${TARGET_RATIO_TO_BARE}× the bare kafkajs loop (measured ${formatRatio(ratio)}, median of the rounds' ratios ${pairedRatios.map((r) => r.toFixed(2)).join(', ')})`,
+        `${verdict(pass)}: ipc produce ≥ ${TARGET_RATIO_TO_BARE}× the bare kafkajs loop (measured ` +
+          `${formatRatio(ratio)}, median of the rounds' ratios ` +
+          `${pairedRatios.map((r) => r.toFixed(2)).join(', ')})`,
       )
       writeResults('produce', {
         events: EVENTS,

@@ -20,7 +20,8 @@ export const backendScalingFlags = {
   }),
   'clickhouse-cluster-ddl': Flags.string({
     description:
-      'How --clickhouse-cluster tables are created: on-cluster (ON CLUSTER, needs ZooKeeper/Keeper) or local (on the --clickhouse-url node only; run once per node).',
+      'How --clickhouse-cluster tables are created: on-cluster (ON CLUSTER, needs ZooKeeper/Keeper) or ' +
+      'local (on the --clickhouse-url node only; run once per node).',
     env: 'CLICKHOUSE_CLUSTER_DDL',
     options: [...CLUSTER_DDL_MODES],
     default: 'on-cluster',

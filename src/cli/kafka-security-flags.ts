@@ -10,7 +10,9 @@ import {writeStderr} from './output.js'
 export const kafkaSecurityFlags = {
   'kafka-config': Flags.string({
     description:
-      'Kafka client properties file (kcat -F / Java client style: security.protocol, sasl.mechanism(s), sasl.username, sasl.password, sasl.jaas.config, ssl.ca.location, ssl.certificate.location, ssl.key.location, ssl.key.password, enable.ssl.certificate.verification). Flags override it.',
+      'Kafka client properties file (kcat -F / Java client style: security.protocol, sasl.mechanism(s), ' +
+      'sasl.username, sasl.password, sasl.jaas.config, ssl.ca.location, ssl.certificate.location, ' +
+      'ssl.key.location, ssl.key.password, enable.ssl.certificate.verification). Flags override it.',
     env: 'KAFKA_CONFIG',
     char: 'F',
   }),

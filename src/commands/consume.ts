@@ -15,15 +15,33 @@ import {ConsumerMetrics} from '../metrics/consumer-metrics.js'
 
 export default class Consume extends IpcCommand {
   static override summary = 'Consume device events from Kafka and count unique device IPs.'
-  static override description = `Joins consumer group --group (several processes with one group share the topic's partitions), validates every event, parses its timestamp, and adds valid events to the backend. A partition's offset is committed only after the backend has durably taken every event up to it (after the write holding it succeeded: redis acknowledged the PFADDs, clickhouse the batch insert), so a crash loses nothing: uncommitted events are read again, and counting a device twice does not change a distinct count.
-
-Prints "Total devices: N" and the group's lag every --report-interval. With --metrics-port it serves /metrics (Prometheus: events by outcome, backend writes and their latency, unwritten events, commits, lag per partition, group membership, process CPU, memory, event-loop lag and GC), /healthz and /readyz (200 once it is in the group and connected to a backend whose writes succeed, else 503 with the reason). SIGINT/SIGTERM, --until-idle and --max-messages stop cleanly: stop fetching, flush, commit, print the summary, exit 0. A second SIGINT/SIGTERM exits at once (code 130) without committing.
-
-Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, and with --dlq-topic produced to that topic with the reason in the ipc.error.reason header.
-
-When the backend is down, writes are retried with capped exponential backoff (each failure logged); nothing is committed meanwhile, fetching pauses once the backend holds back new events, and the consumer stays in its group. With --max-retry-time, an outage longer than that ends the process with exit code 3 and the offsets of the unwritten events uncommitted; without it the consumer waits for the backend however long it takes (also when stopping: the final flush waits, and a second signal exits without committing).
-
-Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past; 2 invalid flags or names (nothing is touched); 3 Kafka or the backend unavailable (also after --max-retry-time); 130 forced by a second signal.`
+  static override description = [
+    "Joins consumer group --group (several processes with one group share the topic's partitions), validates every " +
+      "event, parses its timestamp, and adds valid events to the backend. A partition's offset is committed only " +
+      'after the backend has durably taken every event up to it (after the write holding it succeeded: redis ' +
+      'acknowledged the PFADDs, clickhouse the batch insert), so a crash loses nothing: uncommitted events are read ' +
+      'again, and counting a device twice does not change a distinct count.',
+    '',
+    'Prints "Total devices: N" and the group\'s lag every --report-interval. With --metrics-port it serves /metrics ' +
+      '(Prometheus: events by outcome, backend writes and their latency, unwritten events, commits, lag per ' +
+      'partition, group membership, process CPU, memory, event-loop lag and GC), /healthz and /readyz (200 once it is ' +
+      'in the group and connected to a backend whose writes succeed, else 503 with the reason). SIGINT/SIGTERM, ' +
+      '--until-idle and --max-messages stop cleanly: stop fetching, flush, commit, print the summary, exit 0. A ' +
+      'second SIGINT/SIGTERM exits at once (code 130) without committing.',
+    '',
+    'Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, and with --dlq-topic produced ' +
+      'to that topic with the reason in the ipc.error.reason header.',
+    '',
+    'When the backend is down, writes are retried with capped exponential backoff (each failure logged); nothing is ' +
+      'committed meanwhile, fetching pauses once the backend holds back new events, and the consumer stays in its ' +
+      'group. With --max-retry-time, an outage longer than that ends the process with exit code 3 and the offsets of ' +
+      'the unwritten events uncommitted; without it the consumer waits for the backend however long it takes (also ' +
+      'when stopping: the final flush waits, and a second signal exits without committing).',
+    '',
+    'Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past; 2 invalid flags or names ' +
+      '(nothing is touched); 3 Kafka or the backend unavailable (also after --max-retry-time); 130 forced by a second ' +
+      'signal.',
+  ].join('\n')
 
   static override examples = [
     '<%= config.bin %> consume --topic events --backend clickhouse',
@@ -50,7 +68,9 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     }),
     'batch-size': Flags.integer({
       description:
-        'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what arrived while the previous one was in flight, up to this many. Either way fetching pauses while two batches wait in memory.',
+        'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what ' +
+        'arrived while the previous one was in flight, up to this many. Either way fetching pauses while two ' +
+        'batches wait in memory.',
       default: 10_000,
       min: 1,
     }),
@@ -76,14 +96,17 @@ Exit codes: 0 stopped cleanly; 1 the consumer hit a fault it could not get past;
     'metrics-host': Flags.string({description: 'Address the metrics port listens on.', env: 'IPC_METRICS_HOST', default: '127.0.0.1'}),
     'backend-timeout': durationFlag({
       description:
-        'Time allowed for one backend request (an insert, a Redis command) before it counts as failed and is retried. A timed-out ClickHouse insert may still have been applied: its retry stores nothing twice (see the README).',
+        'Time allowed for one backend request (an insert, a Redis command) before it counts as failed and is ' +
+        'retried. A timed-out ClickHouse insert may still have been applied: its retry stores nothing twice ' +
+        '(see the README).',
       env: 'IPC_BACKEND_TIMEOUT',
       default: 10_000,
       defaultHelp: async () => '10s',
     }),
     'max-retry-time': durationFlag({
       description:
-        'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every write for this long. Default: retry until it is back.',
+        'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every ' +
+        'write for this long. Default: retry until it is back.',
       env: 'IPC_MAX_RETRY_TIME',
     }),
     'kafka-log-level': Flags.string({
@@ -226,5 +249,8 @@ function reportLine(report: ConsumeReport): string {
   const devices = report.totalDevices === undefined ? `unknown (${report.countError})` : String(report.totalDevices)
   const {stats} = report
   const lag = report.lag === undefined ? 'unknown' : formatInt(report.lag)
-  return `Total devices: ${devices} | ${formatInt(report.eventsPerSecond)} events/s | processed ${formatInt(stats.processed)} | invalid ${formatInt(stats.invalid)} | lag ${lag}`
+  return (
+    `Total devices: ${devices} | ${formatInt(report.eventsPerSecond)} events/s | processed ` +
+    `${formatInt(stats.processed)} | invalid ${formatInt(stats.invalid)} | lag ${lag}`
+  )
 }

@@ -65,17 +65,29 @@ interface Counted {
 export default class Count extends IpcCommand {
   static override summary = 'Print the number of unique device IPs stored in a backend, all-time or for a time range and error codes.'
 
-  static override description = `Prints only the number and a newline, so scripts can read it; --json prints {"unique_device_ip_count", "backend", "exact"} instead.
-redis reports the HyperLogLog estimate (standard error 0.81%); clickhouse the exact count over its events table (the database and table are created if missing); memory always prints 0, since a fresh process has counted nothing.
-
-Time ranges use the event time (the parsed timestamp of each event, not when it arrived) and are half-open: [--since, --until). --since and --until take an ISO 8601 date-time (no zone means UTC), a date (midnight UTC), an epoch number, "now", or a time before now such as 30m, 24h, 7d or 2w; --until defaults to now. clickhouse and memory apply the bounds to the millisecond; redis counts whole UTC hours (the range is widened outward to whole hours), and only as far back as its hourly buckets are kept (ipc consume --redis-bucket-ttl, default 30 days).
---error-code counts the devices that reported any of the given codes (repeat the flag or separate codes with commas; write negative codes as --error-code=-5).
---by hour|day prints one line per UTC hour or day of the range: a table on a terminal, "bucket count" lines when piped; with --json the output adds "series". With any of these flags --json also shows the query: "since", "until", "error_codes".
-
-Exit codes:
-0 = the count was printed.
-2 = invalid flags, URL or names (database, table, key), or a query the backend cannot answer.
-3 = the backend is unreachable, failed, or did not answer within --timeout: one line on stderr, nothing on stdout.`
+  static override description = [
+    'Prints only the number and a newline, so scripts can read it; --json prints {"unique_device_ip_count", "backend", "exact"} instead.',
+    'redis reports the HyperLogLog estimate (standard error 0.81%); clickhouse the exact count over its events ' +
+      'table (the database and table are created if missing); memory always prints 0, since a fresh process has ' +
+      'counted nothing.',
+    '',
+    'Time ranges use the event time (the parsed timestamp of each event, not when it arrived) and are half-open: ' +
+      '[--since, --until). --since and --until take an ISO 8601 date-time (no zone means UTC), a date (midnight UTC), ' +
+      'an epoch number, "now", or a time before now such as 30m, 24h, 7d or 2w; --until defaults to now. clickhouse ' +
+      'and memory apply the bounds to the millisecond; redis counts whole UTC hours (the range is widened outward to ' +
+      'whole hours), and only as far back as its hourly buckets are kept (ipc consume --redis-bucket-ttl, default 30 ' +
+      'days).',
+    '--error-code counts the devices that reported any of the given codes (repeat the flag or separate codes with ' +
+      'commas; write negative codes as --error-code=-5).',
+    '--by hour|day prints one line per UTC hour or day of the range: a table on a terminal, "bucket count" lines ' +
+      'when piped; with --json the output adds "series". With any of these flags --json also shows the query: ' +
+      '"since", "until", "error_codes".',
+    '',
+    'Exit codes:',
+    '0 = the count was printed.',
+    '2 = invalid flags, URL or names (database, table, key), or a query the backend cannot answer.',
+    '3 = the backend is unreachable, failed, or did not answer within --timeout: one line on stderr, nothing on stdout.',
+  ].join('\n')
 
   static override examples = [
     {description: 'Unique devices in the default Redis HyperLogLog:', command: '<%= config.bin %> <%= command.id %>'},

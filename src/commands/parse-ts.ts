@@ -13,17 +13,27 @@ const WRITE_CHUNK = 64 * 1024
 export default class ParseTs extends Command {
   static override summary = 'Parse timestamps (ISO 8601 or epoch numbers) into UTC ISO 8601 with milliseconds.'
 
-  static override description = `Each value becomes YYYY-MM-DDTHH:mm:ss.sssZ (UTC, three fraction digits; extra precision is truncated, never rounded up), exactly as the consumer reads event timestamps.
-
-Accepted shapes (surrounding whitespace and one pair of ' or " quotes are stripped):
-
-ISO 8601 / RFC 3339 date-times such as 2021-12-03T16:15:30.235Z, 2021-12-03 16:15:30+02:00 or 2021-12-03T16:15. Between date and time T, t or a space; seconds optional (then without a fraction); a fraction of 1 to 9 digits; zone Z, z, ±HH:MM, ±HHMM or none. No zone means UTC, never the machine's time zone.
-
-Epoch numbers: integers or decimals, optional leading minus. The unit follows from the absolute value v: v < 1e11 seconds; 1e11 <= v < 1e14 milliseconds; 1e14 <= v < 1e17 microseconds; v >= 1e17 nanoseconds.
-
-Rejected, with the reason: impossible dates and times (2021-02-30, hour 24, minute 60, leap second 60, month 13, day 00), zone offsets beyond 23:59, years outside 0000-9999, empty values, anything else.
-
-Values come from the arguments, or one per line from stdin when there are none (streamed: any number of lines). On a terminal the results are a table. Piped, each value gives one line on stdout; a value that fails gives an empty stdout line (so the output stays line-aligned with the input, e.g. for paste) and "error: <input>: <reason>" on stderr. Exit code 0 when every value parsed, 1 when any failed.`
+  static override description = [
+    'Each value becomes YYYY-MM-DDTHH:mm:ss.sssZ (UTC, three fraction digits; extra precision is truncated, never ' +
+      'rounded up), exactly as the consumer reads event timestamps.',
+    '',
+    'Accepted shapes (surrounding whitespace and one pair of \' or " quotes are stripped):',
+    '',
+    'ISO 8601 / RFC 3339 date-times such as 2021-12-03T16:15:30.235Z, 2021-12-03 16:15:30+02:00 or ' +
+      '2021-12-03T16:15. Between date and time T, t or a space; seconds optional (then without a fraction); a ' +
+      "fraction of 1 to 9 digits; zone Z, z, ±HH:MM, ±HHMM or none. No zone means UTC, never the machine's time zone.",
+    '',
+    'Epoch numbers: integers or decimals, optional leading minus. The unit follows from the absolute value v: v < ' +
+      '1e11 seconds; 1e11 <= v < 1e14 milliseconds; 1e14 <= v < 1e17 microseconds; v >= 1e17 nanoseconds.',
+    '',
+    'Rejected, with the reason: impossible dates and times (2021-02-30, hour 24, minute 60, leap second 60, month ' +
+      '13, day 00), zone offsets beyond 23:59, years outside 0000-9999, empty values, anything else.',
+    '',
+    'Values come from the arguments, or one per line from stdin when there are none (streamed: any number of ' +
+      'lines). On a terminal the results are a table. Piped, each value gives one line on stdout; a value that fails ' +
+      'gives an empty stdout line (so the output stays line-aligned with the input, e.g. for paste) and "error: ' +
+      '<input>: <reason>" on stderr. Exit code 0 when every value parsed, 1 when any failed.',
+  ].join('\n')
 
   static override examples = [
     {description: 'An epoch in milliseconds, quoted as it appears in an event.', command: `<%= config.bin %> <%= command.id %> "'1726668850124'"`},

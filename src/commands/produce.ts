@@ -13,9 +13,16 @@ import {CONNECT_RETRY} from '../kafka/checked-producer.js'
 
 export default class Produce extends IpcCommand {
   static override summary = 'Send simulated device events to a Kafka topic (load generator).'
-  static override description = `Simulates --num-devices devices (IPv4 addresses in 10.0.0.0/8) sending --num-messages events, each from a device picked at random, with timestamps in the shapes real devices send (ISO 8601 with and without zone or fraction, epoch seconds and milliseconds, as strings and numbers). The message key is the device IP, so one device's events stay in one partition.
-
-The closing summary states messages sent, elapsed time, rate and the exact number of distinct device IPs emitted, so a run can be checked against \`ipc count\`. The same --seed gives the same devices, device order, shapes and error codes (event times are relative to the start of the run).`
+  static override description = [
+    'Simulates --num-devices devices (IPv4 addresses in 10.0.0.0/8) sending --num-messages events, each from a ' +
+      'device picked at random, with timestamps in the shapes real devices send (ISO 8601 with and without zone or ' +
+      'fraction, epoch seconds and milliseconds, as strings and numbers). The message key is the device IP, so one ' +
+      "device's events stay in one partition.",
+    '',
+    'The closing summary states messages sent, elapsed time, rate and the exact number of distinct device IPs ' +
+      'emitted, so a run can be checked against `ipc count`. The same --seed gives the same devices, device order, ' +
+      'shapes and error codes (event times are relative to the start of the run).',
+  ].join('\n')
 
   static override examples = [
     '<%= config.bin %> produce --topic events',
@@ -101,7 +108,9 @@ The closing summary states messages sent, elapsed time, rate and the exact numbe
       )
     } else {
       this.log(
-        `sent ${summary.messagesSent} messages from ${summary.distinctDevices} distinct devices to ${summary.topic} in ${formatDuration(summary.elapsedMs)} (${Math.round(summary.messagesPerSecond)} msg/s, seed ${summary.seed})`,
+        `sent ${summary.messagesSent} messages from ${summary.distinctDevices} distinct devices to ` +
+          `${summary.topic} in ${formatDuration(summary.elapsedMs)} (${Math.round(summary.messagesPerSecond)} ` +
+          `msg/s, seed ${summary.seed})`,
       )
     }
     return summary

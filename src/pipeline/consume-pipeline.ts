@@ -168,7 +168,8 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     if (!this.backendFailing) {
       this.backendFailing = true
       log(
-        `${backend.name}: writes are failing; retrying with backoff. No offset is committed until the events are written; fetching pauses while the backend holds back new events`,
+        `${backend.name}: writes are failing; retrying with backoff. No offset is committed until the events ` +
+          `are written; fetching pauses while the backend holds back new events`,
       )
     }
     log(`${backend.name}: ${errorLine(error)}`)

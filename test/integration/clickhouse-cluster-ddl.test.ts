@@ -39,11 +39,16 @@ describe('ClickHouse cluster DDL (generated)', () => {
       .and.include("ENGINE = Distributed('analytics', 'ipc', 'events_local', cityHash64(device_ip))")
     const datetime64 = createSchemaSql({database: 'ipc', table: 'events', layout: 'datetime64', cluster: 'analytics'})
     expect(datetime64[6]).to.equal(
-      "CREATE TABLE IF NOT EXISTS `ipc`.`events` ON CLUSTER `analytics` AS `ipc`.`events_local`\nENGINE = Distributed('analytics', 'ipc', 'events_local', cityHash64(device_ip))",
+      'CREATE TABLE IF NOT EXISTS `ipc`.`events` ON CLUSTER `analytics` AS `ipc`.`events_local`\nENGINE = ' +
+        "Distributed('analytics', 'ipc', 'events_local', cityHash64(device_ip))",
     )
     expect(onCluster.slice(7)).to.deep.equal([
-      "CREATE TABLE IF NOT EXISTS `ipc`.`events_devices` ON CLUSTER `analytics` AS `ipc`.`events_devices_local`\nENGINE = Distributed('analytics', 'ipc', 'events_devices_local', cityHash64(device_ip))",
-      "CREATE TABLE IF NOT EXISTS `ipc`.`events_hourly` ON CLUSTER `analytics` AS `ipc`.`events_hourly_local`\nENGINE = Distributed('analytics', 'ipc', 'events_hourly_local', cityHash64(device_ip))",
+      'CREATE TABLE IF NOT EXISTS `ipc`.`events_devices` ON CLUSTER `analytics` AS ' +
+        "`ipc`.`events_devices_local`\nENGINE = Distributed('analytics', 'ipc', 'events_devices_local', " +
+        'cityHash64(device_ip))',
+      'CREATE TABLE IF NOT EXISTS `ipc`.`events_hourly` ON CLUSTER `analytics` AS ' +
+        "`ipc`.`events_hourly_local`\nENGINE = Distributed('analytics', 'ipc', 'events_hourly_local', " +
+        'cityHash64(device_ip))',
     ])
   })
 

@@ -188,7 +188,8 @@ export function describeEngineChecks(engine: () => EngineUnderTest): void {
     const values = events
       .map(
         (event) =>
-          `(${layout === 'datetime64' ? `fromUnixTimestamp64Milli(toInt64(${event.timestampMs}), 'UTC')` : event.timestampMs}, '${event.deviceIp}', ${event.errorCode}, 'old', 0, ${event.timestampMs})`,
+          `(${layout === 'datetime64' ? `fromUnixTimestamp64Milli(toInt64(${event.timestampMs}), 'UTC')` : event.timestampMs}, ` +
+          `'${event.deviceIp}', ${event.errorCode}, 'old', 0, ${event.timestampMs})`,
       )
       .join(', ')
     await admin.command({
@@ -224,7 +225,9 @@ export function describeEngineChecks(engine: () => EngineUnderTest): void {
         : `timestamp_ms Int64, timestamp DateTime('UTC') MATERIALIZED toDateTime(intDiv(timestamp_ms, 1000), 'UTC')`
     await admin.command({query: `CREATE DATABASE \`${database}\``})
     await admin.command({
-      query: `CREATE TABLE \`${database}\`.events (${time}, device_ip String, error_code Int8) ENGINE = MergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY device_ip`,
+      query:
+        `CREATE TABLE \`${database}\`.events (${time}, device_ip String, error_code Int8) ENGINE = MergeTree ` +
+        `PARTITION BY toYYYYMM(timestamp) ORDER BY device_ip`,
     })
     const {baseMs, events} = windowEvents()
     const backend = new ClickHouseBackend(engine().options(database))

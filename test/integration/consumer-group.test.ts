@@ -85,7 +85,10 @@ describe('consumer groups with several ipc consume processes on Apache Kafka', f
         'the group and one process count the same devices',
       ).to.deep.equal([`${produced.distinctDevices}\n`, `${produced.distinctDevices}\n`])
       reportFigure(
-        `group of 3 (one joined, one left mid-stream): processed ${members.map((member) => member.stats.processed).join(' + ')} = ${together} (${together - solo.stats.processed} read twice after a move); one process: ${solo.stats.processed}; both count ${produced.distinctDevices} devices`,
+        `group of 3 (one joined, one left mid-stream): processed ` +
+          `${members.map((member) => member.stats.processed).join(' + ')} = ${together} ` +
+          `(${together - solo.stats.processed} read twice after a move); one process: ${solo.stats.processed}; ` +
+          `both count ${produced.distinctDevices} devices`,
       )
     } finally {
       for (const member of [first, second, third]) member?.child.kill('SIGKILL')

@@ -61,7 +61,8 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
     ])
     const line = (command: string) =>
       new RegExp(
-        `^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(.*\\): is it a Kafka broker's port, and its security protocol\\?\\n$`,
+        `^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(.*\\): is it a ` +
+          `Kafka broker's port, and its security protocol\\?\\n$`,
       )
     expectOneLine(consumed, line('consume'))
     expectOneLine(produced, line('produce'))
@@ -78,7 +79,8 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
       expectOneLine(
         result,
         new RegExp(
-          `^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(Connection error: connect ECONNREFUSED ${address.replaceAll('.', '\\.')}\\)\\n$`,
+          `^ipc ${command}: no Kafka broker answered at ${address.replaceAll('.', '\\.')} \\(Connection error: ` +
+            `connect ECONNREFUSED ${address.replaceAll('.', '\\.')}\\)\\n$`,
         ),
       )
     }

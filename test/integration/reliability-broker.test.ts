@@ -114,7 +114,9 @@ describe('reliability: Kafka broker faults during production and consumption', f
         const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
         expect(counted.stdout, describeRun(counted)).to.equal(`${devices.size}\n`)
         reportFigure(
-          `kill -9 of the broker and a 15 s outage survived (${linesMatching(result.stderr, /consumer restarting after error/).length} client restarts); ${sent} events, 0 devices lost`,
+          `kill -9 of the broker and a 15 s outage survived ` +
+            `(${linesMatching(result.stderr, /consumer restarting after error/).length} client restarts); ` +
+            `${sent} events, 0 devices lost`,
         )
       } finally {
         consumer.child.kill('SIGKILL')

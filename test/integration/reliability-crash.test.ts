@@ -149,7 +149,8 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
     expect(messages.length).to.be.at.least(produced.messagesSent)
     const rows = await clickhouse.rows()
     const [once] = await clickhouse.query<{events: string; coordinates: string; devices: string}>(
-      `SELECT count() AS events, uniqExact(kafka_partition, kafka_offset) AS coordinates, uniqExact(device_ip) AS devices FROM \`${database}\`.events_deduplicated`,
+      `SELECT count() AS events, uniqExact(kafka_partition, kafka_offset) AS coordinates, ` +
+        `uniqExact(device_ip) AS devices FROM \`${database}\`.events_deduplicated`,
     )
     expect(Number(once.events), 'one row per message').to.equal(messages.length)
     expect(Number(once.coordinates)).to.equal(messages.length)

@@ -92,7 +92,8 @@ describe('reliability: failover on a three-node Kafka cluster', function () {
       await expectEverythingCounted(probe, database, group, topic, produced, survivors)
       reportFigure(
         `leader (node ${victim}, ${counts.get(victim)} of 4 partitions) killed mid-stream; leaders now ${JSON.stringify([...moved.entries()])}; ` +
-          `producer logged ${linesMatching(producerResult.stderr, /^kafka (error|warn)/).length} Kafka errors/warnings; ${produced.messagesSent} events, 0 devices lost`,
+          `producer logged ${linesMatching(producerResult.stderr, /^kafka (error|warn)/).length} Kafka ` +
+          `errors/warnings; ${produced.messagesSent} events, 0 devices lost`,
       )
     } finally {
       producer.child.kill('SIGKILL')

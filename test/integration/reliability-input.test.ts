@@ -265,7 +265,8 @@ describe('reliability: hostile input', function () {
     expect(letters.join('\n') === expectedLetters.join('\n'), 'dead letters match the bad messages').to.equal(true)
 
     reportFigure(
-      `hostile input: ${bad.length} bad messages (${HOSTILE.length} crafted, ${garbage.length} random) among ${valid.length} valid events; ${devices.size} devices counted exactly, 0 lost`,
+      `hostile input: ${bad.length} bad messages (${HOSTILE.length} crafted, ${garbage.length} random) ` +
+        `among ${valid.length} valid events; ${devices.size} devices counted exactly, 0 lost`,
     )
   })
 })

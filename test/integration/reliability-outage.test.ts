@@ -145,7 +145,9 @@ describe('reliability: backend outages', function () {
         }
         const peakMiB = rss.stop()
         reportFigure(
-          `${backend}: ${(outageMs / 1000).toFixed(0)} s outage survived (${retriesDuringOutage} failed attempts, fetching paused at ${processedLater} of ${produced.messagesSent} events); consumer peak RSS ${peakMiB.toFixed(0)} MiB`,
+          `${backend}: ${(outageMs / 1000).toFixed(0)} s outage survived (${retriesDuringOutage} failed ` +
+            `attempts, fetching paused at ${processedLater} of ${produced.messagesSent} events); consumer peak ` +
+            `RSS ${peakMiB.toFixed(0)} MiB`,
         )
       } finally {
         rss.stop()

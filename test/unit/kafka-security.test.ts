@@ -27,7 +27,8 @@ describe('Kafka client security settings', () => {
   it('maps kcat and Java client property names, and credentials from a JAAS line', () => {
     const kcat = settingsFromProperties(
       parseProperties(
-        'security.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-256\nsasl.username=u\nsasl.password=p\nssl.ca.location=/ca.pem\nenable.ssl.certificate.verification=false\n',
+        'security.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-256\nsasl.username=u\nsasl.password=p\n' +
+          'ssl.ca.location=/ca.pem\nenable.ssl.certificate.verification=false\n',
       ),
     )
     expect(kcat).to.deep.equal({

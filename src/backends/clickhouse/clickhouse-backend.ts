@@ -334,7 +334,8 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
     const exists = (table: string) => this.tableExists('checking the tables', table)
     if (!(await exists(tables.events))) {
       throw new BackendError(
-        `ClickHouse at ${this.location}: table ${this.database}.${this.table} does not exist, and user "${this.clientOptions?.username ?? 'default'}" may not create it ` +
+        `ClickHouse at ${this.location}: table ${this.database}.${this.table} does not exist, and user ` +
+          `"${this.clientOptions?.username ?? 'default'}" may not create it ` +
           `(${errorReason(refusal.cause)}); run ipc consume once as a user that may, or check --clickhouse-database`,
         this.name,
         this.location,

@@ -71,7 +71,10 @@ export const ROLLUP_END_MS = Math.floor(2 ** 32 / 3600) * 3_600_000
  */
 export function rollupRangeCondition(layout: TimestampLayout): string {
   if (layout === 'epoch-ms') return `timestamp_ms >= ${ROLLUP_MIN_MS} AND timestamp_ms < ${ROLLUP_END_MS}`
-  return `timestamp >= toDateTime64('${formatDateTime64(ROLLUP_MIN_MS)}', 3, 'UTC') AND timestamp < toDateTime64('${formatDateTime64(ROLLUP_END_MS)}', 3, 'UTC')`
+  return (
+    `timestamp >= toDateTime64('${formatDateTime64(ROLLUP_MIN_MS)}', 3, 'UTC') AND timestamp < ` +
+    `toDateTime64('${formatDateTime64(ROLLUP_END_MS)}', 3, 'UTC')`
+  )
 }
 
 /**

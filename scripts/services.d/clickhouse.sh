@@ -18,6 +18,11 @@ clickhouse_sed_value() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 write_clickhouse_config() {
   local dir=$STATE_DIR/clickhouse file
   mkdir -p "$dir/data/tmp" "$dir/data/user_files" "$dir/data/format_schemas" "$LOG_DIR/clickhouse"
+  # The password of the user ipc_writer, for the tests of credentials over HTTPS.
+  if [ ! -s "$dir/password" ]; then
+    head -c 18 /dev/urandom | base64 | tr '+/' 'AB' >"$dir/password"
+    chmod 600 "$dir/password"
+  fi
   for file in config.xml users.xml; do
     sed -e "s|@LOG_DIR@|$(clickhouse_sed_value "$LOG_DIR/clickhouse")|g" \
       -e "s|@DATA_DIR@|$(clickhouse_sed_value "$dir/data")|g" \
@@ -26,6 +31,7 @@ write_clickhouse_config() {
       -e "s|@INTERSERVER_PORT@|$CLICKHOUSE_INTERSERVER_PORT|g" -e "s|@HTTPS_PORT@|$CLICKHOUSE_HTTPS_PORT|g" \
       -e "s|@TLS_DIR@|$(clickhouse_sed_value "$STATE_DIR/clickhouse/tls")|g" \
       -e "s|@CLUSTER@|$(clickhouse_sed_value "$CLICKHOUSE_DEV_CLUSTER")|g" \
+      -e "s|@WRITER_PASSWORD@|$(clickhouse_sed_value "$(cat "$dir/password")")|g" \
       "$CLICKHOUSE_TEMPLATES/$file" >"$dir/$file"
   done
 }
@@ -35,7 +41,9 @@ clickhouse_secure_env() {
   [ -s "$STATE_DIR/clickhouse-https.port" ] || return 0
   printf "export %s='%s'\n" \
     DEV_CLICKHOUSE_HTTPS_URL "https://127.0.0.1:$(cat "$STATE_DIR/clickhouse-https.port")" \
-    DEV_CLICKHOUSE_CA "$STATE_DIR/clickhouse/tls/ca.crt"
+    DEV_CLICKHOUSE_CA "$STATE_DIR/clickhouse/tls/ca.crt" \
+    DEV_CLICKHOUSE_USER ipc_writer \
+    DEV_CLICKHOUSE_PASSWORD_FILE "$STATE_DIR/clickhouse/password"
 }
 
 clickhouse_logs() {

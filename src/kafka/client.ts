@@ -61,7 +61,13 @@ export class KafkaUnreachableError extends Error {
   ) {
     const reason = oneLine((options?.cause as Error | undefined)?.message ?? 'no answer')
     const tls = tlsProblem(options?.cause)
-    const hint = tls ? `: ${tls}` : /not connected|timed out|closed/i.test(reason) ? ": is it a Kafka broker's port, and its security protocol?" : ''
+    const hint = tls
+      ? `: ${tls}`
+      : /^closed connection$/i.test(reason)
+        ? ': the broker closed the connection: a TLS or SASL listener? set --security-protocol (SSL, SASL_SSL, SASL_PLAINTEXT)'
+        : /not connected|timed out|closed/i.test(reason)
+          ? ": is it a Kafka broker's port, and its security protocol?"
+          : ''
     super(`no Kafka broker answered at ${brokers.join(',')} (${reason})${hint}`, options)
   }
 }
@@ -106,6 +112,9 @@ function tlsProblem(error: unknown): string | undefined {
     const alert = /alert (bad certificate|certificate required|unknown ca|handshake failure)/.exec(current.message)?.[1]
     if (alert) return `TLS handshake failed: the broker refused the client certificate (${alert}; give one it trusts with --ssl-cert and --ssl-key)`
     if (code === 'EPROTO' || code.startsWith('ERR_SSL')) return 'TLS handshake failed: is the port a TLS listener, and does it need a client certificate?'
+    if (code === 'ECONNRESET' && /before secure TLS connection/.test(current.message)) {
+      return 'TLS handshake failed: the broker closed the connection before TLS was set up (a plaintext listener, or one that needs a client certificate?)'
+    }
     if (code === 'ECONNRESET') return 'the broker closed the connection: a TLS port, or one that needs a client certificate?'
   }
   return undefined

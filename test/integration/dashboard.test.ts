@@ -2,12 +2,12 @@ import {expect} from 'chai'
 import {Partitioners} from 'kafkajs'
 import {type Browser, chromium, type Page} from 'playwright-core'
 import {HOUR_MS} from '../../src/query/count-query.js'
-import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
+import {type CliResult, runIpc, waitFor} from '../support/cli.js'
 import {createTopic, kafkaAdminClient, servicesCommand} from '../support/kafka.js'
+import {type RunningServe, startServe} from '../support/serve.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {clickhouseConsumeArgs} from './reliability-helpers.js'
 
-const LISTENING = /ipc serve: listening on (http:\/\/127\.0\.0\.1:\d+) /
 /** Debian's Chromium (scripts/services browser); the test command exports its path. */
 const CHROMIUM = process.env.IPC_CHROMIUM ?? '/usr/bin/chromium'
 /** Without the networking switches, Chromium's own calls home wait on this machine's closed network. */
@@ -77,7 +77,7 @@ describe('ipc serve: the dashboard page in headless Chromium (Kafka → ipc cons
   const clickhouseFlags = (): string[] => ['--backend', 'clickhouse', '--clickhouse-url', clickhouseUrl(), '--clickhouse-database', database]
   let browser: Browser
   let page: Page
-  let serve: RunningCli
+  let serve: RunningServe
   let baseUrl: string
 
   const consume = async (): Promise<void> => {
@@ -89,23 +89,15 @@ describe('ipc serve: the dashboard page in headless Chromium (Kafka → ipc cons
 
   before(async () => {
     await createTopic(topic, 4)
-    serve = startIpc(['serve', '--port', '0', ...clickhouseFlags(), '--cache', '0', '--dashboard-refresh', '1s', '--dashboard-error-codes', '0..6'])
-    let exited: CliResult | undefined
-    void serve.done.then((result) => (exited = result))
-    baseUrl = (
-      await waitFor('ipc serve to print its address', () => {
-        if (exited) throw new Error(`ipc serve exited with ${exited.code}: ${exited.stderr}`)
-        return LISTENING.exec(serve.stderr()) ?? undefined
-      })
-    )[1]
+    serve = await startServe([...clickhouseFlags(), '--cache', '0', '--dashboard-refresh', '1s', '--dashboard-error-codes', '0..6'])
+    baseUrl = serve.url
     browser = await chromium.launch({executablePath: CHROMIUM, args: CHROMIUM_ARGS})
     page = await browser.newPage({viewport: {width: 1100, height: 900}})
   })
 
   after(async () => {
     await browser?.close()
-    serve?.child.kill('SIGTERM')
-    await serve?.done
+    await serve?.stop()
   })
 
   it('says "no data yet" while nothing has been consumed', async () => {

@@ -38,6 +38,8 @@ const EXPORTED_IF_PRESENT = [
   'DEV_REDIS_PASSWORD_FILE',
   'DEV_CLICKHOUSE_HTTPS_URL',
   'DEV_CLICKHOUSE_CA',
+  'DEV_CLICKHOUSE_USER',
+  'DEV_CLICKHOUSE_PASSWORD_FILE',
 ] as const
 
 const SERVICE_NAMES = ['redis', 'redis-cluster', 'clickhouse', 'kafka'] as const

@@ -334,7 +334,8 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
       await client.connect()
     } catch (error) {
       if (client.isOpen) client.destroy()
-      throw new BackendError(`cannot connect to Redis at ${this.location}: ${errorReason(error)}`, this.name, this.location, {cause: error})
+      const reason = connectFailureReason(error, this.tls, this.connectTimeoutMs)
+      throw new BackendError(`cannot connect to Redis at ${this.location}: ${reason}`, this.name, this.location, {cause: error})
     }
     if (this.closing.signal.aborted) {
       client.destroy()
@@ -344,6 +345,15 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
     return this.client
   }
 
+  private get tls(): boolean {
+    return this.cluster ? this.cluster.tls : this.url.startsWith('rediss:')
+  }
+
+  /** Shorter than the caller's own timeout, so a connection that never completes says why it failed. */
+  private get connectTimeoutMs(): number {
+    return Math.max(500, Math.floor(this.requestTimeoutMs * 0.8))
+  }
+
   private createSingleClient(): SingleClient {
     const tls = this.url.startsWith('rediss:')
     return createClient({
@@ -351,12 +361,12 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
       ...this.credentials,
       disableOfflineQueue: true,
       commandOptions: {timeout: this.requestTimeoutMs},
-      socket: {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false, ...(tls ? {tls: true as const, ca: this.ca} : {})},
+      socket: {connectTimeout: this.connectTimeoutMs, reconnectStrategy: false, ...(tls ? {tls: true as const, ca: this.ca} : {})},
     })
   }
 
   private createClusterClient(seed: ClusterSeed): ClusterClient {
-    const socket = {connectTimeout: this.requestTimeoutMs, reconnectStrategy: false as const, ...(seed.tls ? {tls: true as const, ca: this.ca} : {})}
+    const socket = {connectTimeout: this.connectTimeoutMs, reconnectStrategy: false as const, ...(seed.tls ? {tls: true as const, ca: this.ca} : {})}
     return createCluster({
       rootNodes: seed.nodes.map((node) => ({socket: {...socket, host: node.host, port: node.port}})),
       defaults: {username: seed.username, password: seed.password, ...this.credentials, disableOfflineQueue: true, socket},
@@ -455,4 +465,19 @@ async function closeWithin(client: RedisCommands, timeoutMs: number): Promise<vo
     timeoutMs,
   )
   if (result === undefined && client.isOpen) client.destroy()
+}
+
+/**
+ * Why a connection failed, in the words a user can act on: a TLS client against a plaintext port
+ * waits for a handshake that never comes, and a plaintext client against a TLS port is cut off.
+ */
+export function connectFailureReason(error: unknown, tls: boolean, connectTimeoutMs: number): string {
+  const reason = errorReason(error)
+  if (tls && /timeout/i.test(reason)) {
+    return `TLS handshake failed: no TLS answer within ${connectTimeoutMs} ms (a plaintext port? it takes redis:// URLs)`
+  }
+  if (!tls && /socket closed unexpectedly|ECONNRESET/i.test(reason)) {
+    return `the server closed the connection (${reason}): a TLS port? it takes rediss:// URLs`
+  }
+  return reason
 }

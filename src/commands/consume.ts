@@ -4,11 +4,13 @@ import {BackendError, type CountBackend} from '../backends/backend.js'
 import {createBackend} from '../backends/registry.js'
 import {backendOptionsFromFlags, backendScalingFlags, backendWriteFlags} from '../cli/backend-flags.js'
 import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../pipeline/consume-pipeline.js'
+import {ConsumerPool, ConsumerPoolError} from '../pipeline/consumer-pool.js'
+import type {BackendOptions} from '../backends/registry.js'
 import {formatDuration} from '../util/duration.js'
 import {EXIT_FAILURE, EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, durationFlag, kafkaFlags} from '../cli/flags.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
-import {createKafka, explainKafkaFailure, type Kafka, parseBrokers} from '../kafka/client.js'
+import {createKafka, explainKafkaFailure, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
 import {ProbeServer} from '../http/probe-server.js'
 import {ConsumerMetrics} from '../metrics/consumer-metrics.js'
@@ -29,6 +31,10 @@ export default class Consume extends IpcCommand {
       '--until-idle and --max-messages stop cleanly: stop fetching, flush, commit, print the summary, exit 0. A ' +
       'second SIGINT/SIGTERM exits at once (code 130) without committing.',
     '',
+    '--workers N runs N members of the group in one process, each in a worker thread with its own Kafka client and ' +
+      "backend writer (as Kafka Connect's tasks.max), to use more than one core. The process reports, stops and " +
+      'serves /metrics as one; a member that fails stops them all, each committing only what its backend stored.',
+    '',
     'Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, and with --dlq-topic produced ' +
       'to that topic with the reason in the ipc.error.reason header.',
     '',
@@ -47,6 +53,10 @@ export default class Consume extends IpcCommand {
     '<%= config.bin %> consume --topic events --backend clickhouse',
     '<%= config.bin %> consume --topic events --backend redis --from-beginning --until-idle 5s',
     '<%= config.bin %> consume --topic events --backend clickhouse --batch-size 50000 --flush-interval 10s --dlq-topic events-invalid',
+    {
+      description: 'Use two cores: two members of the group in worker threads of one process.',
+      command: '<%= config.bin %> consume --topic events --backend clickhouse --workers 2',
+    },
     {
       description: 'Serve Prometheus metrics and health probes on port 9464 of every interface.',
       command: '<%= config.bin %> consume --topic events --metrics-port 9464 --metrics-host 0.0.0.0',
@@ -87,6 +97,15 @@ export default class Consume extends IpcCommand {
       env: 'KAFKA_SESSION_TIMEOUT',
       default: 30_000,
     }),
+    workers: Flags.integer({
+      description:
+        'Consumer-group members in this process, each in a worker thread with its own Kafka client and backend ' +
+        'writer. More than the topic has partitions leaves some idle. Not with --backend memory (its count is per member).',
+      env: 'IPC_WORKERS',
+      default: 1,
+      min: 1,
+      max: 64,
+    }),
     'metrics-port': Flags.integer({
       description: 'Serve /metrics (Prometheus), /healthz and /readyz on this port while consuming; 0 picks a free one. Off by default.',
       env: 'IPC_METRICS_PORT',
@@ -125,45 +144,58 @@ export default class Consume extends IpcCommand {
       writeStderr(line)
     }
     let backend: CountBackend
+    let backendOptions: BackendOptions
     let kafka: Kafka
-    let brokers: string[]
+    let kafkaSettings: Omit<KafkaSettings, 'log'>
     try {
       // Names and addresses are checked here, before anything connects: a bad one touches nothing.
-      backend = await createBackend(flags.backend, {
+      if (flags.workers > 1 && flags.backend === 'memory') {
+        throw new Error('--workers needs a shared backend: the memory backend would count each worker apart (use redis or clickhouse)')
+      }
+      backendOptions = {
         ...backendOptionsFromFlags(flags),
         batchSize: flags['batch-size'],
         flushIntervalMs: flags['flush-interval'],
         maxRetryTimeMs: flags['max-retry-time'],
         requestTimeoutMs: flags['backend-timeout'],
-      })
-      brokers = parseBrokers(flags.brokers)
+      }
+      backend = await createBackend(flags.backend, backendOptions)
       const security = kafkaSecurityFromFlags(flags, 'consume')
-      kafka = createKafka({brokers, clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], log: warn, security})
+      kafkaSettings = {brokers: parseBrokers(flags.brokers), clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], security}
+      kafka = createKafka({...kafkaSettings, log: warn})
     } catch (error) {
       this.failWith(error, {exitCode: EXIT_USAGE})
     }
-    const pipeline = new ConsumePipeline({
-      kafka,
+    const pipelineOptions = {
       topic: flags.topic,
       groupId: flags.group,
       fromBeginning: flags['from-beginning'],
-      backend,
       sessionTimeoutMs: flags['session-timeout'],
       untilIdleMs: flags['until-idle'],
       maxMessages: flags['max-messages'],
       dlqTopic: flags['dlq-topic'],
       reportIntervalMs: flags['report-interval'],
-      onReport: (report) => {
-        progress.clear()
-        this.log(reportLine(report))
-      },
-      log: warn,
-    })
-    const running = pipeline
+    }
+    const onReport = (report: ConsumeReport) => {
+      progress.clear()
+      this.log(reportLine(report))
+    }
+    const running =
+      flags.workers === 1
+        ? new ConsumePipeline({...pipelineOptions, kafka, backend, onReport, log: warn})
+        : new ConsumerPool({
+            workers: flags.workers,
+            worker: {kafka: kafkaSettings, backendName: flags.backend, backendOptions, pipeline: pipelineOptions},
+            kafka,
+            countBackend: backend,
+            reportIntervalMs: flags['report-interval'],
+            onReport,
+            log: warn,
+          })
     let probes: ProbeServer | undefined
     if (flags['metrics-port'] !== undefined) {
-      const metrics = new ConsumerMetrics(pipeline, backend)
-      probes = new ProbeServer({registry: metrics.registry, readiness: () => pipeline.readiness()})
+      const metrics = new ConsumerMetrics(running, running instanceof ConsumerPool ? running.backend : backend)
+      probes = new ProbeServer({registry: metrics.registry, readiness: () => running.readiness()})
       try {
         await probes.listen(flags['metrics-port'], flags['metrics-host'])
         warn(`ipc consume: metrics on ${probes.url}/metrics (health: /healthz, /readyz)`)
@@ -194,8 +226,14 @@ export default class Consume extends IpcCommand {
       progress.clear()
       const maxRetryTime = flags['max-retry-time']
       // Failed attempts were reported before the backend error that ended the run: it gave up retrying.
-      const gaveUp = maxRetryTime !== undefined && running.stats.backendErrors > 0 && error instanceof Error && error.cause instanceof BackendError
-      this.failWith(explainKafkaFailure(kafka, brokers, error), {prefix: gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''})
+      const gaveUp =
+        maxRetryTime !== undefined &&
+        (error instanceof ConsumerPoolError
+          ? error.backendGaveUp
+          : running.stats.backendErrors > 0 && error instanceof Error && error.cause instanceof BackendError)
+      const prefix = gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''
+      if (error instanceof ConsumerPoolError) this.failWith(error, {prefix, exitCode: error.exitCode})
+      this.failWith(explainKafkaFailure(kafka, kafkaSettings.brokers, error), {prefix})
     } finally {
       clearInterval(progressTimer)
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)

@@ -1,8 +1,14 @@
 import {Counter, Gauge, Histogram, type Registry} from 'prom-client'
 import type {CountBackend} from '../backends/backend.js'
 import {INVALID_REASONS} from '../events/event.js'
-import type {ConsumePipeline} from '../pipeline/consume-pipeline.js'
+import type {EventEmitter} from 'node:events'
+import type {LagMonitor} from '../kafka/lag-monitor.js'
+import type {PipelineEvents} from '../pipeline/consume-pipeline.js'
 import {processRegistry} from './registry.js'
+
+/** What the metrics listen to: a ConsumePipeline, or a ConsumerPool speaking for its workers. */
+export type MetricsPipeline = Pick<EventEmitter<PipelineEvents>, 'on'> & {lag: Pick<LagMonitor, 'on'>}
+export type MetricsBackend = Pick<CountBackend, 'name' | 'unwrittenEvents' | 'on'>
 
 const WRITE_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
@@ -13,7 +19,7 @@ const WRITE_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 export class ConsumerMetrics {
   readonly registry: Registry = processRegistry()
 
-  constructor(pipeline: ConsumePipeline, backend: CountBackend) {
+  constructor(pipeline: MetricsPipeline, backend: MetricsBackend) {
     const registers = [this.registry]
     const labels = {backend: backend.name}
     const consumed = new Counter({name: 'ipc_consumer_events_total', help: 'Messages read from Kafka and processed.', registers})

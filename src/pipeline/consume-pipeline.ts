@@ -34,6 +34,21 @@ export interface ConsumeOptions {
   onReport?: (report: ConsumeReport) => void
   /** How often the group's lag is read from the broker. Default 5 s. */
   lagIntervalMs?: number
+  /**
+   * False: the group's lag is not read (a {@link ConsumerPool}'s workers: the pool reads it once for
+   * the group). Default true.
+   */
+  readLag?: boolean
+  /**
+   * False: reaching `untilIdleMs` only emits `idle` (a pool's workers: the pool stops when all of
+   * them are idle). Default true: the pipeline stops itself.
+   */
+  stopWhenIdle?: boolean
+  /**
+   * True: join the group with the topic paused and process nothing until {@link ConsumePipeline.release}
+   * (a pool's workers wait until all of them hold their partitions, so none reads what another is given).
+   */
+  startHeld?: boolean
   /** Warnings and errors, one line each. */
   log: (line: string) => void
 }
@@ -89,6 +104,8 @@ export interface PipelineEvents {
   'group-joined': [membership: {memberId: string; leader: boolean; partitions: number}]
   /** The group is rebalancing: this member holds nothing until it has joined again. */
   rebalancing: []
+  /** With `untilIdleMs`: the consumer has been caught up for that long (true), or has work again (false). */
+  idle: [idle: boolean]
 }
 
 /** The consumer stopped because of a fault it could not get past (the cause is attached). */
@@ -127,6 +144,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
   private readonly heartbeatIntervalMs: number
   /** Writes have failed since the last successful one (the outage has been announced). */
   private backendFailing = false
+  private held: boolean
 
   constructor(private readonly options: ConsumeOptions) {
     super()
@@ -142,6 +160,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       startedAt: Date.now(),
     }
     this.invalidLog = new RateLimitedLog(options.log)
+    this.held = options.startHeld === true
     this.stopSignal = new Promise((resolve) => (this.stopRequested = resolve))
     this.heartbeatIntervalMs = Math.max(100, Math.floor((options.sessionTimeoutMs ?? 30_000) / 10))
     this.committer = new OffsetCommitter(async (offsets) => {
@@ -196,6 +215,19 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     return {ready: true}
   }
 
+  /** Starts fetching after `startHeld`; idle time counts from now. */
+  release(): void {
+    if (!this.held) return
+    this.held = false
+    this.idle.joined(Date.now())
+    if (this.stopping) return
+    try {
+      this.consumer?.resume([{topic: this.options.topic}])
+    } catch {
+      // not running yet: it joins unpaused
+    }
+  }
+
   /** Asks for a clean stop: stop fetching, flush, commit, disconnect. Safe to call more than once. */
   stop(reason: StopReason = 'signal'): void {
     if (this.stopReason) return
@@ -230,6 +262,8 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       await this.deadLetters.connect()
     }
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      // Emitted before the first fetch of the generation, so nothing is fetched unpaused.
+      if (this.held) consumer.pause([{topic}])
       this.stats.joinedAt = Date.now()
       this.idle.joined(this.stats.joinedAt)
       this.member = true
@@ -266,7 +300,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
         eachBatch: async (payload) => this.handleBatch(payload),
       })
       timers.push(...this.startTimers())
-      this.lag.start(options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
+      if (options.readLag !== false) this.lag.start(options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
       await this.stopSignal
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)))
@@ -280,10 +314,13 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     const timers: NodeJS.Timeout[] = []
     const {untilIdleMs, reportIntervalMs, onReport} = this.options
     if (untilIdleMs !== undefined) {
+      let wasIdle = false
       timers.push(
         setInterval(
           () => {
-            if (this.idle.idleFor(untilIdleMs, Date.now())) this.stop('idle')
+            const idle = this.idle.idleFor(untilIdleMs, Date.now())
+            if (idle !== wasIdle) this.emit('idle', (wasIdle = idle))
+            if (idle && this.options.stopWhenIdle !== false) this.stop('idle')
           },
           Math.min(250, Math.max(10, untilIdleMs / 4)),
         ),
@@ -423,7 +460,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     }
     this.invalidLog.flush()
     // The lag once the last commits are in: what a restart of this group would read again.
-    if (!this.failure) await this.lag.refresh()
+    if (!this.failure && this.options.readLag !== false) await this.lag.refresh()
     await this.lag.stop()
     await consumer.disconnect().catch((error: Error) => this.options.log(`disconnect: ${error.message}`))
     await this.deadLetters?.disconnect().catch(() => undefined)

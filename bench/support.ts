@@ -1,6 +1,6 @@
 /**
- * Shared by the service benchmarks (consume, produce, count): the local services, child processes
- * with time limits and peak memory, statistics, and the results file.
+ * Shared by the service benchmarks (consume, produce, count): the local services and their CPU time,
+ * child processes with time limits and peak memory, statistics, and the results file.
  */
 import {execFile, spawn, type StdioOptions} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -212,6 +212,94 @@ function readVmHwmKb(pid: number | undefined): number | undefined {
   }
 }
 
+export type ServiceName = 'kafka' | 'redis' | 'clickhouse'
+
+/** The program each service's pid must run, as scripts/services.d/common.sh `service_pid` checks it. */
+const SERVICE_PROGRAMS: Record<ServiceName, string> = {kafka: 'kafka.Kafka', redis: 'redis-server', clickhouse: 'clickhouse'}
+
+/** Where scripts/services keeps pid files: IPC_STATE_DIR, else `<repo>/.ipc-services`. */
+export function servicesStateDir(): string {
+  return process.env.IPC_STATE_DIR || join(REPO_ROOT, '.ipc-services')
+}
+
+/** Pid of a local service from its pid file, if that process still runs the service's program. */
+export function servicePid(name: ServiceName): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(servicesStateDir(), `${name}.pid`), 'utf8').replaceAll(/\D/g, ''))
+    if (!(pid > 0)) return undefined
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').includes(SERVICE_PROGRAMS[name]) ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+let clockTicks: Promise<number> | undefined
+
+/** Clock ticks per second of /proc/<pid>/stat's times (`getconf CLK_TCK`, usually 100). */
+function clockTicksPerSecond(): Promise<number> {
+  clockTicks ??= run('getconf', ['CLK_TCK']).then(({stdout}) => {
+    const ticks = Number(stdout.trim())
+    if (!(ticks > 0)) throw new BenchError(`getconf CLK_TCK printed "${stdout.trim()}"`)
+    return ticks
+  })
+  return clockTicks
+}
+
+/** User + system CPU time (ms) a running process has used so far, every thread included. */
+export async function processCpuMs(pid: number): Promise<number | undefined> {
+  const ticks = await clockTicksPerSecond()
+  try {
+    // Fields after the command name (which may hold spaces and parentheses): state is the first, utime the 12th, stime the 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks
+  } catch {
+    return undefined
+  }
+}
+
+/** Resident set size (kB) of a running process now. */
+export function readVmRssKb(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Starts counting the CPU time the named local services use. The returned function stops and gives
+ * their total (ms), or undefined when a service has no pid file (or its process went away). All of a
+ * service's work counts: background work (merges, log flushes) and any other client's load too.
+ */
+export async function measureServiceCpu(names: readonly ServiceName[]): Promise<() => Promise<number | undefined>> {
+  const pids = names.map((name) => servicePid(name))
+  const total = async (): Promise<number | undefined> => {
+    let sum = 0
+    for (const pid of pids) {
+      const cpuMs = pid === undefined ? undefined : await processCpuMs(pid)
+      if (cpuMs === undefined) return undefined
+      sum += cpuMs
+    }
+    return sum
+  }
+  const before = await total()
+  return async () => {
+    const after = await total()
+    return before === undefined || after === undefined ? undefined : after - before
+  }
+}
+
+/** CPU time (ms per second) each named service spends over `ms` while this process sends it nothing. */
+export async function idleServiceCpu(names: readonly ServiceName[], ms = 2000): Promise<Partial<Record<ServiceName, number>>> {
+  const stops = await Promise.all(names.map((name) => measureServiceCpu([name])))
+  await sleep(ms)
+  const used = await Promise.all(stops.map((stop) => stop()))
+  const perSecond = (cpuMs: number | undefined) => (cpuMs === undefined ? undefined : (cpuMs * 1000) / ms)
+  return Object.fromEntries(names.map((name, index) => [name, perSecond(used[index])]))
+}
+
 /** Runs `node bin/run.js <args>` (the built CLI) and parses its `--json` output. */
 export async function runIpcJson<T>(args: readonly string[], options: ChildOptions): Promise<{json: T; child: ChildResult}> {
   const child = await runChild(process.execPath, ['bin/run.js', ...args], options)
@@ -259,6 +347,11 @@ export function formatMs(ms: number): string {
 
 export function formatMicros(micros: number | undefined): string {
   return micros === undefined ? '-' : micros.toFixed(1)
+}
+
+/** CPU milliseconds as microseconds per event; undefined when not measured. */
+export function microsPerEvent(cpuMs: number | undefined, events: number): number | undefined {
+  return cpuMs === undefined ? undefined : (cpuMs * 1000) / events
 }
 
 export function formatMb(kb: number | undefined): string {

@@ -1,7 +1,8 @@
 /**
  * Consumer throughput and memory: `ipc consume` into redis and into clickhouse, beside kcat (the C
- * client) and a bare kafkajs consumer reading the same topic, and beside the naive design (one
- * awaited PFADD / INSERT per event).
+ * client) and a bare kafkajs consumer reading the same topic, beside ClickHouse's own Kafka table
+ * engine filling a MergeTree, and beside the naive design (one awaited PFADD / INSERT per event).
+ * Every reader's row also shows the CPU the services it drives (broker, Redis, ClickHouse) spent.
  *
  *   node dist/bench/consume.js
  *
@@ -18,6 +19,7 @@ import {createBackend} from '../src/backends/registry.js'
 import {parseEvent} from '../src/events/event.js'
 import {EventGenerator} from '../src/loadgen/generator.js'
 import {formatInt, renderTable} from '../src/cli/output.js'
+import {type EngineRun, runKafkaEngine} from './clickhouse-kafka-engine.js'
 import {
   BenchError,
   createTopic,
@@ -28,13 +30,17 @@ import {
   formatMicros,
   formatMs,
   formatRatio,
+  idleServiceCpu,
+  measureServiceCpu,
   median,
   medianOf,
+  microsPerEvent,
   progress,
   runBenchmark,
   runChild,
   runIpcJson,
   type ServiceEnv,
+  type ServiceName,
   topicOffsets,
   uniqueName,
   verdict,
@@ -64,6 +70,7 @@ const REDIS_COUNT_TOLERANCE = 0.03
 const TARGET_RATIO_TO_KCAT = 0.8
 const TARGET_RATIO_TO_NAIVE = 30
 const TARGET_PEAK_RSS_MB = {redis: 250, clickhouse: 400}
+const TARGET_RATIO_TO_ENGINE = 1
 
 type BackendName = 'redis' | 'clickhouse'
 const BACKENDS: readonly BackendName[] = ['redis', 'clickhouse']
@@ -83,12 +90,27 @@ interface ConsumeRun {
   peakRssKb?: number
   /** CPU time of the whole process (start-up and group join included) per event. */
   cpuMicrosPerEvent?: number
+  /** CPU time of the services the reader drives (broker, and Redis or ClickHouse) during its run, per event. */
+  serverCpuMicrosPerEvent?: number
   totalDevices: number
 }
 
 interface NaiveRun {
   eventsPerSecond: number
   events: number
+  serverCpuMicrosPerEvent?: number
+}
+
+/** A reader's rate and CPU per event, its own and the services'. */
+interface ReaderRun {
+  eventsPerSecond: number
+  cpuMicrosPerEvent?: number
+  serverCpuMicrosPerEvent?: number
+}
+
+/** The services a reader drives: the broker, and the backend it writes to. */
+function servicesOf(backend?: BackendName): ServiceName[] {
+  return backend === undefined ? ['kafka'] : ['kafka', backend]
 }
 
 interface KcatTimings {
@@ -98,7 +120,11 @@ interface KcatTimings {
   allMessagesMs: number[]
   /** `-e`: exits once every partition reported its end (adds an end-of-partition fetch). */
   untilEndMs: number[]
+  /** CPU time of the broker during each of those runs (null without its pid file). */
+  brokerCpuMs: Record<KcatVariant, Array<number | undefined>>
 }
+
+type KcatVariant = 'firstMessageMs' | 'allMessagesMs' | 'untilEndMs'
 
 async function produceDataSet(topic: string): Promise<number> {
   progress(`producing ${formatInt(EVENTS)} events of ${formatInt(DEVICES)} devices to ${topic} (${PARTITIONS} partitions, --batch ${PRODUCE_BATCH})`)
@@ -135,17 +161,24 @@ async function checkTopicHoldsAll(env: ServiceEnv, topic: string): Promise<void>
 }
 
 async function timeKcat(env: ServiceEnv, topic: string): Promise<KcatTimings> {
-  const timings: KcatTimings = {firstMessageMs: [], allMessagesMs: [], untilEndMs: []}
+  const timings: KcatTimings = {
+    firstMessageMs: [],
+    allMessagesMs: [],
+    untilEndMs: [],
+    brokerCpuMs: {firstMessageMs: [], allMessagesMs: [], untilEndMs: []},
+  }
   const base = ['-C', '-b', env.KAFKA_BROKERS, '-t', topic, '-o', 'beginning', '-q']
-  const variants: Array<[keyof KcatTimings, string[]]> = [
+  const variants: Array<[KcatVariant, string[]]> = [
     ['firstMessageMs', ['-c', '1']],
     ['allMessagesMs', ['-c', String(EVENTS)]],
     ['untilEndMs', ['-e']],
   ]
   for (let round = 0; round < KCAT_ROUNDS; round++) {
     for (const [into, extra] of variants) {
+      const stopBrokerCpu = await measureServiceCpu(servicesOf())
       const result = await runChild('kcat', [...base, ...extra], {timeoutMs: 60_000, stdout: 'discard'})
       if (result.code !== 0) throw new BenchError(`kcat ${extra.join(' ')} exited with ${result.code}: ${result.stderr.slice(-500)}`)
+      timings.brokerCpuMs[into].push(await stopBrokerCpu())
       timings[into].push(result.wallMs)
     }
   }
@@ -161,6 +194,7 @@ function checkDeviceCount(what: string, backend: BackendName, counted: number | 
 }
 
 async function consumeOnce(topic: string, backend: BackendName, distinctDevices: number, names: {key: string; database: string}): Promise<ConsumeRun> {
+  const stopServerCpu = await measureServiceCpu(servicesOf(backend))
   const {json, child} = await runIpcJson<ConsumeJson>(
     [
       'consume',
@@ -183,6 +217,7 @@ async function consumeOnce(topic: string, backend: BackendName, distinctDevices:
     ],
     {timeoutMs: CONSUME_TIMEOUT_MS, measureResources: true},
   )
+  const serverCpuMs = await stopServerCpu()
   const {processed, invalid} = json.stats ?? {}
   if (processed !== EVENTS || invalid !== 0)
     throw new BenchError(`ipc consume → ${backend} processed ${processed} events (${invalid} invalid), expected ${EVENTS} valid`)
@@ -194,22 +229,29 @@ async function consumeOnce(topic: string, backend: BackendName, distinctDevices:
     joinMs: json.joinMs ?? Number.NaN,
     wallMs: child.wallMs,
     peakRssKb: child.peakRssKb,
-    cpuMicrosPerEvent: child.cpuMs === undefined ? undefined : (child.cpuMs * 1000) / EVENTS,
+    cpuMicrosPerEvent: microsPerEvent(child.cpuMs, EVENTS),
+    serverCpuMicrosPerEvent: microsPerEvent(serverCpuMs, EVENTS),
     totalDevices: counted,
   }
 }
 
 /** The Kafka client alone: bench/bare-consumer.ts (kafkajs eachBatch + JSON.parse, nothing stored). */
-async function bareConsumer(env: ServiceEnv, topic: string): Promise<{eventsPerSecond: number; cpuMicrosPerEvent?: number}> {
+async function bareConsumer(env: ServiceEnv, topic: string): Promise<ReaderRun> {
+  const stopBrokerCpu = await measureServiceCpu(servicesOf())
   const child = await runChild(process.execPath, ['dist/bench/bare-consumer.js', env.KAFKA_BROKERS, topic, String(EVENTS)], {
     timeoutMs: CONSUME_TIMEOUT_MS,
     measureResources: true,
   })
+  const brokerCpuMs = await stopBrokerCpu()
   if (child.code !== 0) throw new BenchError(`bare consumer exited with ${child.code}: ${child.stderr.slice(-1000)}`)
   const json = JSON.parse(child.stdout) as {messages: number; parsedFields: number; steadyEventsPerSecond: number}
   if (json.messages !== EVENTS || json.parsedFields !== EVENTS)
     throw new BenchError(`bare consumer read ${json.messages} messages (${json.parsedFields} parsed), expected ${EVENTS}`)
-  return {eventsPerSecond: json.steadyEventsPerSecond, cpuMicrosPerEvent: child.cpuMs === undefined ? undefined : (child.cpuMs * 1000) / EVENTS}
+  return {
+    eventsPerSecond: json.steadyEventsPerSecond,
+    cpuMicrosPerEvent: microsPerEvent(child.cpuMs, EVENTS),
+    serverCpuMicrosPerEvent: microsPerEvent(brokerCpuMs, EVENTS),
+  }
 }
 
 /** The first events of the data set again (same seed, devices and shapes), as Kafka message values. */
@@ -225,7 +267,8 @@ const CONSUMER_BATCH = Math.max(1, Math.round(PRODUCE_BATCH / PARTITIONS))
  * The consumer's own work without Kafka: the same events, already in memory as message values, go
  * through `parseEvent` and the backend's `add()` in the consumer's batch size, then `flush()`; the
  * clock runs from the first parse to the last durable receipt. No Kafka client can make
- * `ipc consume` faster than this, so it bounds what replacing kafkajs could gain. Events/s.
+ * `ipc consume` faster than this, so it bounds what replacing kafkajs could gain. Events/s, and the
+ * backend service's CPU over the same span.
  */
 async function withoutKafka(
   env: ServiceEnv,
@@ -233,7 +276,7 @@ async function withoutKafka(
   messages: readonly Buffer[],
   distinctDevices: number,
   names: {key: string; database: string},
-): Promise<number> {
+): Promise<ReaderRun> {
   const backend = await createBackend(backendName, {
     redisUrl: env.REDIS_URL,
     redisKey: names.key,
@@ -244,6 +287,7 @@ async function withoutKafka(
   })
   await backend.connect()
   try {
+    const stopServerCpu = await measureServiceCpu([backendName])
     const started = performance.now()
     const receipts: Array<Promise<void>> = []
     for (let start = 0; start < messages.length; start += CONSUMER_BATCH) {
@@ -258,8 +302,9 @@ async function withoutKafka(
     await backend.flush()
     await Promise.all(receipts)
     const rate = (messages.length * 1000) / (performance.now() - started)
+    const serverCpuMs = await stopServerCpu()
     checkDeviceCount(`${backendName} without Kafka`, backendName, await backend.count(), distinctDevices)
-    return rate
+    return {eventsPerSecond: rate, serverCpuMicrosPerEvent: microsPerEvent(serverCpuMs, messages.length)}
   } finally {
     await backend.close()
   }
@@ -271,6 +316,7 @@ async function naiveRedis(env: ServiceEnv, key: string): Promise<NaiveRun> {
   await client.connect()
   try {
     const messages = sampleMessages(NAIVE_MAX_EVENTS.redis)
+    const stopServerCpu = await measureServiceCpu(['redis'])
     const started = performance.now()
     let done = 0
     for (const message of messages) {
@@ -281,8 +327,9 @@ async function naiveRedis(env: ServiceEnv, key: string): Promise<NaiveRun> {
       if (performance.now() - started > NAIVE_MAX_MS) break
     }
     const elapsedMs = performance.now() - started
+    const serverCpuMs = await stopServerCpu()
     await client.del(key)
-    return {eventsPerSecond: (done * 1000) / elapsedMs, events: done}
+    return {eventsPerSecond: (done * 1000) / elapsedMs, events: done, serverCpuMicrosPerEvent: microsPerEvent(serverCpuMs, done)}
   } finally {
     await client.close()
   }
@@ -296,6 +343,7 @@ async function naiveClickHouse(env: ServiceEnv, database: string): Promise<Naive
     await client.command({query: `CREATE DATABASE IF NOT EXISTS ${database}`})
     await client.command({query: `CREATE TABLE ${table} (timestamp_ms Int64, device_ip String, error_code Int8) ENGINE = MergeTree ORDER BY device_ip`})
     const messages = sampleMessages(NAIVE_MAX_EVENTS.clickhouse)
+    const stopServerCpu = await measureServiceCpu(['clickhouse'])
     const started = performance.now()
     let done = 0
     for (const message of messages) {
@@ -307,9 +355,10 @@ async function naiveClickHouse(env: ServiceEnv, database: string): Promise<Naive
       if (performance.now() - started > NAIVE_MAX_MS) break
     }
     const elapsedMs = performance.now() - started
+    const serverCpuMs = await stopServerCpu()
     const rows = await (await client.query({query: `SELECT count() AS n FROM ${table}`, format: 'JSONEachRow'})).json<{n: string}>()
     if (Number(rows[0]?.n) !== done) throw new BenchError(`naive ClickHouse table holds ${rows[0]?.n} rows, expected ${done}`)
-    return {eventsPerSecond: (done * 1000) / elapsedMs, events: done}
+    return {eventsPerSecond: (done * 1000) / elapsedMs, events: done, serverCpuMicrosPerEvent: microsPerEvent(serverCpuMs, done)}
   } finally {
     await client.command({query: `DROP DATABASE IF EXISTS ${database}`}).catch(() => undefined)
     await client.close()
@@ -324,7 +373,9 @@ interface BackendSummary {
   /** Highest peak RSS of the rounds. */
   peakRssKb: number
   cpuMicrosPerEvent?: number
+  serverCpuMicrosPerEvent?: number
   naiveEventsPerSecond: number
+  naiveServerCpuMicrosPerEvent?: number
   ratioToKcat: number
   ratioToNaive: number
   runs: ConsumeRun[]
@@ -340,12 +391,52 @@ function summarise(runs: ConsumeRun[], naiveRuns: NaiveRun[], kcatRate: number):
     joinMs: median(runs.map((run) => run.joinMs)),
     peakRssKb: Math.max(...runs.map((run) => run.peakRssKb ?? Number.NaN)),
     cpuMicrosPerEvent: medianOf(runs.map((run) => run.cpuMicrosPerEvent)),
+    serverCpuMicrosPerEvent: medianOf(runs.map((run) => run.serverCpuMicrosPerEvent)),
     naiveEventsPerSecond,
+    naiveServerCpuMicrosPerEvent: medianOf(naiveRuns.map((run) => run.serverCpuMicrosPerEvent)),
     ratioToKcat: eventsPerSecond / kcatRate,
     // Each round's pair, then the median: steadier than a ratio of medians on a busy machine.
     ratioToNaive: median(runs.map((run, index) => run.eventsPerSecond / naiveRuns[index].eventsPerSecond)),
     runs,
     naiveRuns,
+  }
+}
+
+function formatCpuRate(msPerSecond: number | undefined): string {
+  return msPerSecond === undefined ? '-' : `${msPerSecond.toFixed(0)} ms CPU/s`
+}
+
+interface EngineSummary {
+  eventsPerSecond: number
+  /** View created to last row. */
+  elapsedMs: number
+  /** View created to first rows. */
+  firstRowMs: number
+  /** The ClickHouse server's CPU: the reader here. */
+  cpuMicrosPerEvent?: number
+  /** The broker's CPU. */
+  serverCpuMicrosPerEvent?: number
+  /** Highest VmRSS of the ClickHouse server sampled during the runs. */
+  peakRssKb?: number
+  ratioToKcat: number
+  /** `ipc consume → clickhouse` over the engine, each round's pair, then the median. */
+  clickhouseRatio: number
+  runs: EngineRun[]
+}
+
+function summariseEngine(runs: EngineRun[], clickhouseRuns: ConsumeRun[], kcatRate: number): EngineSummary {
+  const eventsPerSecond = median(runs.map((run) => run.eventsPerSecond))
+  const rssKb = runs.flatMap((run) => (run.peakRssKb === undefined ? [] : [run.peakRssKb]))
+  return {
+    eventsPerSecond,
+    elapsedMs: median(runs.map((run) => run.elapsedMs)),
+    firstRowMs: median(runs.map((run) => run.firstRowMs)),
+    cpuMicrosPerEvent: medianOf(runs.map((run) => run.cpuMicrosPerEvent)),
+    serverCpuMicrosPerEvent: medianOf(runs.map((run) => run.serverCpuMicrosPerEvent)),
+    peakRssKb: rssKb.length === 0 ? undefined : Math.max(...rssKb),
+    ratioToKcat: eventsPerSecond / kcatRate,
+    clickhouseRatio: median(runs.map((run, index) => clickhouseRuns[index].eventsPerSecond / run.eventsPerSecond)),
+    runs,
   }
 }
 
@@ -356,6 +447,7 @@ async function main(): Promise<void> {
     await createTopic(topic, PARTITIONS)
     const distinctDevices = await produceDataSet(topic)
     await checkTopicHoldsAll(env, topic)
+    const idleCpu = await idleServiceCpu(['kafka', 'redis', 'clickhouse'])
 
     progress(`kcat: ${KCAT_ROUNDS} rounds of reading the topic to /dev/null`)
     const kcat = await timeKcat(env, topic)
@@ -363,11 +455,14 @@ async function main(): Promise<void> {
     const kcatAllMs = median(kcat.allMessagesMs)
     const kcatEndMs = median(kcat.untilEndMs)
     const kcatRate = (EVENTS * 1000) / Math.max(1, kcatAllMs - kcatFirstMs)
+    const kcatServerCpu = medianOf(kcat.brokerCpuMs.allMessagesMs.map((cpuMs) => microsPerEvent(cpuMs, EVENTS)))
+    const kcatEndServerCpu = medianOf(kcat.brokerCpuMs.untilEndMs.map((cpuMs) => microsPerEvent(cpuMs, EVENTS)))
 
     const runs: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
     const naiveRuns: Record<BackendName, NaiveRun[]> = {redis: [], clickhouse: []}
-    const bareRuns: Array<{eventsPerSecond: number; cpuMicrosPerEvent?: number}> = []
-    const withoutKafkaRuns: Record<BackendName, number[]> = {redis: [], clickhouse: []}
+    const bareRuns: ReaderRun[] = []
+    const engineRuns: EngineRun[] = []
+    const withoutKafkaRuns: Record<BackendName, ReaderRun[]> = {redis: [], clickhouse: []}
     const messages = sampleMessages(EVENTS)
     const keys: string[] = []
     const databases: string[] = []
@@ -387,6 +482,22 @@ async function main(): Promise<void> {
               `${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`,
           )
         }
+        progress(`round ${round}/${ROUNDS}: ClickHouse Kafka engine → MergeTree`)
+        const engineDatabase = `${id}_engine_${round}`
+        databases.push(engineDatabase)
+        await waitForClickHouseMerges(env.CLICKHOUSE_URL)
+        const engine = await runKafkaEngine(env, {
+          topic,
+          database: engineDatabase,
+          group: uniqueName('ipc_bench_engine_group'),
+          events: EVENTS,
+          distinctDevices,
+          timeoutMs: CONSUME_TIMEOUT_MS,
+        })
+        engineRuns.push(engine)
+        progress(
+          `  ${formatInt(engine.eventsPerSecond)} events/s (first rows after ${formatMs(engine.firstRowMs)} ms, all after ${formatMs(engine.elapsedMs)} ms)`,
+        )
         progress(`round ${round}/${ROUNDS}: bare kafkajs consumer`)
         await waitForClickHouseMerges(env.CLICKHOUSE_URL)
         const bare = await bareConsumer(env, topic)
@@ -400,8 +511,8 @@ async function main(): Promise<void> {
           withoutKafkaRuns[backend].push(await withoutKafka(env, backend, messages, distinctDevices, names))
         }
         progress(
-          `  redis ${formatInt(withoutKafkaRuns.redis.at(-1) as number)} events/s, clickhouse ` +
-            `${formatInt(withoutKafkaRuns.clickhouse.at(-1) as number)} events/s`,
+          `  redis ${formatInt(withoutKafkaRuns.redis.at(-1)?.eventsPerSecond ?? Number.NaN)} events/s, clickhouse ` +
+            `${formatInt(withoutKafkaRuns.clickhouse.at(-1)?.eventsPerSecond ?? Number.NaN)} events/s`,
         )
         progress(`round ${round}/${ROUNDS}: naive references (up to ${NAIVE_MAX_MS / 1000} s each)`)
         const naive = {redis: await naiveRedis(env, `ipc:bench:${id}:naive`), clickhouse: await naiveClickHouse(env, `${id}_naive`)}
@@ -416,13 +527,24 @@ async function main(): Promise<void> {
     }
 
     const summary = {redis: summarise(runs.redis, naiveRuns.redis, kcatRate), clickhouse: summarise(runs.clickhouse, naiveRuns.clickhouse, kcatRate)}
+    const engine = summariseEngine(engineRuns, runs.clickhouse, kcatRate)
     const bareRate = median(bareRuns.map((run) => run.eventsPerSecond))
     const bareCpu = medianOf(bareRuns.map((run) => run.cpuMicrosPerEvent))
+    const bareServerCpu = medianOf(bareRuns.map((run) => run.serverCpuMicrosPerEvent))
     const kcatEndRate = (EVENTS * 1000) / kcatEndMs
     const rows: string[][] = [
-      ['kcat -C -c N, minus kcat -c 1 (reference)', formatInt(kcatRate), '1.00×', '-', '-', '-', '-'],
-      ['kcat -C -e, whole process', formatInt(kcatEndRate), formatRatio(kcatEndRate / kcatRate), '-', '-', '-', '-'],
-      ['bare kafkajs: eachBatch + JSON.parse, nothing stored', formatInt(bareRate), formatRatio(bareRate / kcatRate), '-', formatMicros(bareCpu), '-', '-'],
+      ['kcat -C -c N, minus kcat -c 1 (reference)', formatInt(kcatRate), '1.00×', '-', '-', formatMicros(kcatServerCpu), '-', '-'],
+      ['kcat -C -e, whole process', formatInt(kcatEndRate), formatRatio(kcatEndRate / kcatRate), '-', '-', formatMicros(kcatEndServerCpu), '-', '-'],
+      [
+        'bare kafkajs: eachBatch + JSON.parse, nothing stored',
+        formatInt(bareRate),
+        formatRatio(bareRate / kcatRate),
+        '-',
+        formatMicros(bareCpu),
+        formatMicros(bareServerCpu),
+        '-',
+        '-',
+      ],
     ]
     for (const backend of BACKENDS) {
       const s = summary[backend]
@@ -432,14 +554,40 @@ async function main(): Promise<void> {
         formatRatio(s.ratioToKcat),
         formatRatio(s.ratioToNaive),
         formatMicros(s.cpuMicrosPerEvent),
+        formatMicros(s.serverCpuMicrosPerEvent),
         formatMs(s.joinMs),
         formatMb(s.peakRssKb),
       ])
     }
-    const withoutKafkaRates = {redis: median(withoutKafkaRuns.redis), clickhouse: median(withoutKafkaRuns.clickhouse)}
+    rows.push([
+      'ClickHouse Kafka engine → MergeTree (server side)',
+      formatInt(engine.eventsPerSecond),
+      formatRatio(engine.ratioToKcat),
+      '-',
+      formatMicros(engine.cpuMicrosPerEvent),
+      formatMicros(engine.serverCpuMicrosPerEvent),
+      '-',
+      formatMb(engine.peakRssKb),
+    ])
+    const withoutKafkaSummary = Object.fromEntries(
+      BACKENDS.map((backend) => {
+        const rate = median(withoutKafkaRuns[backend].map((run) => run.eventsPerSecond))
+        const serverCpu = medianOf(withoutKafkaRuns[backend].map((run) => run.serverCpuMicrosPerEvent))
+        return [backend, {eventsPerSecond: rate, serverCpuMicrosPerEvent: serverCpu, ratioToKcat: rate / kcatRate, runs: withoutKafkaRuns[backend]}]
+      }),
+    ) as Record<BackendName, {eventsPerSecond: number; serverCpuMicrosPerEvent?: number; ratioToKcat: number; runs: ReaderRun[]}>
     for (const backend of BACKENDS) {
-      const rate = withoutKafkaRates[backend]
-      rows.push([`ipc without Kafka → ${backend}: parseEvent + add() from memory`, formatInt(rate), formatRatio(rate / kcatRate), '-', '-', '-', '-'])
+      const {eventsPerSecond, serverCpuMicrosPerEvent, ratioToKcat} = withoutKafkaSummary[backend]
+      rows.push([
+        `ipc without Kafka → ${backend}: parseEvent + add() from memory`,
+        formatInt(eventsPerSecond),
+        formatRatio(ratioToKcat),
+        '-',
+        '-',
+        formatMicros(serverCpuMicrosPerEvent),
+        '-',
+        '-',
+      ])
     }
     for (const backend of BACKENDS) {
       const s = summary[backend]
@@ -450,17 +598,31 @@ async function main(): Promise<void> {
         formatRatio(s.naiveEventsPerSecond / kcatRate),
         '1.00×',
         '-',
+        formatMicros(s.naiveServerCpuMicrosPerEvent),
         '-',
         '-',
       ])
     }
-    console.log(renderTable(['reader', 'events/s', 'vs kcat', 'vs naive', 'CPU µs/event', 'group join ms', 'peak RSS'], rows))
+    console.log(renderTable(['reader', 'events/s', 'vs kcat', 'vs naive', 'CPU µs/event', 'server CPU µs/event', 'group join ms', 'peak RSS'], rows))
     console.log(
       `data: ${formatInt(EVENTS)} events of ${formatInt(distinctDevices)} devices, ${PARTITIONS} partitions, produced with --batch ${PRODUCE_BATCH}; ` +
         `median of ${ROUNDS} rounds; ipc and bare kafkajs: events/s from first to last event (group join ` +
         `apart), CPU of the whole process per event; kcat: median of ${KCAT_ROUNDS} runs ` +
         `(-c N ${formatMs(kcatAllMs)} ms, -c 1 ${formatMs(kcatFirstMs)} ms, -e ${formatMs(kcatEndMs)} ms); every ipc run's count was checked`,
     )
+    console.log(
+      `server CPU: user + system time of the services the reader drives, during its run (/proc/<pid>/stat), per event: the broker ` +
+        `(kcat: during -c N and -e), plus Redis or ClickHouse for ipc, without Kafka and naive; all their work counts, merges and idle ` +
+        `work included (before the rounds, left alone: broker ${formatCpuRate(idleCpu.kafka)}, Redis ${formatCpuRate(idleCpu.redis)}, ` +
+        `ClickHouse ${formatCpuRate(idleCpu.clickhouse)})`,
+    )
+    console.log(
+      `ClickHouse Kafka engine: a Kafka table (TabSeparated, one String per message) and a materialized view parsing it into a MergeTree, ` +
+        `fresh group from the beginning; events/s from the view's creation to the last row (count polled every 50 ms, first rows after ` +
+        `${formatMs(engine.firstRowMs)} ms, all after ${formatMs(engine.elapsedMs)} ms), checked like ipc's; CPU = the ClickHouse server's, ` +
+        `server CPU = the broker's; peak RSS = the server's highest VmRSS sampled during the run (the whole server, not a process of its own)`,
+    )
+    console.log(`ipc consume → clickhouse vs ClickHouse Kafka engine: ${formatRatio(engine.clickhouseRatio)} (events/s, median of per-round ratios)`)
 
     const targets = BACKENDS.flatMap((backend) => {
       const s = summary[backend]
@@ -474,6 +636,11 @@ async function main(): Promise<void> {
         },
       ]
     })
+    targets.push({
+      name: `consume → clickhouse ≥ ${TARGET_RATIO_TO_ENGINE}× the ClickHouse Kafka engine`,
+      pass: engine.clickhouseRatio >= TARGET_RATIO_TO_ENGINE,
+      measured: formatRatio(engine.clickhouseRatio),
+    })
     for (const target of targets) console.log(`${verdict(target.pass)}: ${target.name} (measured ${target.measured})`)
 
     writeResults('consume', {
@@ -482,15 +649,27 @@ async function main(): Promise<void> {
       partitions: PARTITIONS,
       produceBatch: PRODUCE_BATCH,
       rounds: ROUNDS,
+      idleServiceCpuMsPerSecond: idleCpu,
       statistic: 'median over rounds (peak RSS: highest)',
-      kcat: {rounds: KCAT_ROUNDS, ...kcat, referenceEventsPerSecond: kcatRate, untilEndEventsPerSecond: kcatEndRate},
-      bareKafkajs: {eventsPerSecond: bareRate, cpuMicrosPerEvent: bareCpu, ratioToKcat: bareRate / kcatRate, runs: bareRuns},
-      withoutKafka: {
-        batch: CONSUMER_BATCH,
-        redis: {eventsPerSecond: withoutKafkaRates.redis, ratioToKcat: withoutKafkaRates.redis / kcatRate, runs: withoutKafkaRuns.redis},
-        clickhouse: {eventsPerSecond: withoutKafkaRates.clickhouse, ratioToKcat: withoutKafkaRates.clickhouse / kcatRate, runs: withoutKafkaRuns.clickhouse},
+      kcat: {
+        rounds: KCAT_ROUNDS,
+        ...kcat,
+        referenceEventsPerSecond: kcatRate,
+        untilEndEventsPerSecond: kcatEndRate,
+        serverCpuMicrosPerEvent: kcatServerCpu,
+        untilEndServerCpuMicrosPerEvent: kcatEndServerCpu,
       },
+      bareKafkajs: {
+        eventsPerSecond: bareRate,
+        cpuMicrosPerEvent: bareCpu,
+        serverCpuMicrosPerEvent: bareServerCpu,
+        ratioToKcat: bareRate / kcatRate,
+        runs: bareRuns,
+      },
+      withoutKafka: {batch: CONSUMER_BATCH, ...withoutKafkaSummary},
       backends: summary,
+      clickhouseKafkaEngine: engine,
+      ratioClickHouseToKafkaEngine: engine.clickhouseRatio,
       targets,
     })
   })

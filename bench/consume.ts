@@ -612,9 +612,9 @@ async function main(): Promise<void> {
     )
     console.log(
       `server CPU: user + system time of the services the reader drives, during its run (/proc/<pid>/stat), per event: the broker ` +
-        `(kcat: during -c N and -e), plus Redis or ClickHouse for ipc, without Kafka and naive; all their work counts, merges and idle ` +
-        `work included (before the rounds, left alone: broker ${formatCpuRate(idleCpu.kafka)}, Redis ${formatCpuRate(idleCpu.redis)}, ` +
-        `ClickHouse ${formatCpuRate(idleCpu.clickhouse)})`,
+        `(kcat: during -c N and -e), plus Redis or ClickHouse for ipc consume; Redis or ClickHouse alone without Kafka and naive; ` +
+        `all their work counts, merges and idle work included (before the rounds, left alone: broker ${formatCpuRate(idleCpu.kafka)}, ` +
+        `Redis ${formatCpuRate(idleCpu.redis)}, ClickHouse ${formatCpuRate(idleCpu.clickhouse)})`,
     )
     console.log(
       `ClickHouse Kafka engine: a Kafka table (TabSeparated, one String per message) and a materialized view parsing it into a MergeTree, ` +

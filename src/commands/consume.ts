@@ -12,8 +12,7 @@ import {backendFlags, durationFlag, kafkaFlags} from '../cli/flags.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {createKafka, explainKafkaFailure, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
-import {ProbeServer} from '../http/probe-server.js'
-import {ConsumerMetrics} from '../metrics/consumer-metrics.js'
+import type {ProbeServer} from '../http/probe-server.js'
 
 export default class Consume extends IpcCommand {
   static override summary = 'Consume device events from Kafka and count unique device IPs.'
@@ -194,6 +193,8 @@ export default class Consume extends IpcCommand {
           })
     let probes: ProbeServer | undefined
     if (flags['metrics-port'] !== undefined) {
+      // Loaded only when asked for: prom-client adds to every start-up.
+      const [{ConsumerMetrics}, {ProbeServer}] = await Promise.all([import('../metrics/consumer-metrics.js'), import('../http/probe-server.js')])
       const metrics = new ConsumerMetrics(running, running instanceof ConsumerPool ? running.backend : backend)
       probes = new ProbeServer({registry: metrics.registry, readiness: () => running.readiness()})
       try {

@@ -90,7 +90,8 @@ function validateFields(rawIp: unknown, rawTimestamp: unknown, errorCode: unknow
     return invalid('invalid_error_code', `error_code ${preview(errorCode, 40)} is not an integer in -128..127`)
   }
 
-  return {ok: true, event: {timestampMs: timestamp.ms, deviceIp, errorCode}}
+  // `source` is declared here so that setting it later keeps the object's shape (hidden class).
+  return {ok: true, event: {timestampMs: timestamp.ms, deviceIp, errorCode, source: undefined}}
 }
 
 // Byte values the flat-object reader looks for.

@@ -149,7 +149,23 @@ function success(ms: number, format: TimestampFormat): ParsedTimestamp | Timesta
   if (!(ms >= MIN_TIMESTAMP_MS && ms <= MAX_TIMESTAMP_MS)) {
     return fail(format.startsWith('epoch') ? `${OUT_OF_RANGE} (read as ${EPOCH_UNIT[format]})` : OUT_OF_RANGE)
   }
-  return {ms, iso: isoOfMillis(ms), format}
+  return new Timestamp(ms, format)
+}
+
+/** A parsed timestamp; its ISO text is made when asked for (the consumer needs only `ms`). */
+class Timestamp implements ParsedTimestamp {
+  constructor(
+    readonly ms: number,
+    readonly format: TimestampFormat,
+  ) {}
+
+  get iso(): string {
+    return isoOfMillis(this.ms)
+  }
+
+  toJSON(): {ms: number; iso: string; format: TimestampFormat} {
+    return {ms: this.ms, iso: this.iso, format: this.format}
+  }
 }
 
 const EPOCH_UNIT: Partial<Record<TimestampFormat, string>> = {

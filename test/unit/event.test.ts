@@ -7,7 +7,10 @@ const valid = (fields: Record<string, unknown>) => JSON.stringify({timestamp: '2
 describe('parseEvent', () => {
   it('accepts the documented event and normalises it', () => {
     const result = parseEvent(Buffer.from('{"timestamp": "2021-12-03T16:15:30.235Z", "device_ip": "10.1.2.3", "error_code": 4}'))
-    expect(result).to.deep.equal({ok: true, event: {timestampMs: Date.UTC(2021, 11, 3, 16, 15, 30, 235), deviceIp: '10.1.2.3', errorCode: 4}})
+    expect(result).to.deep.equal({
+      ok: true,
+      event: {timestampMs: Date.UTC(2021, 11, 3, 16, 15, 30, 235), deviceIp: '10.1.2.3', errorCode: 4, source: undefined},
+    })
   })
 
   it('accepts every timestamp shape devices send', () => {

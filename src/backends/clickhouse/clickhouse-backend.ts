@@ -146,7 +146,7 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
       batchSize: this.batchSize,
       flushIntervalMs: this.flushIntervalMs,
       newBatch: () => new TsvBatch(() => this.shape as TableShape),
-      write: (batch) => this.insert(batch.text),
+      write: (batch) => this.insert(batch.bytes),
       retryPolicy: this.retryPolicy,
       isRetryable: (error) => !PERMANENT_ERROR_CODES.has(serverErrorCode(error) ?? -1),
       describe: (batch) => `inserting ${batch.size} rows`,
@@ -409,12 +409,12 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
     return {layout, key: keyed ? {keyed, local: this.localSequence} : {keyed}}
   }
 
-  private async insert(text: string): Promise<void> {
+  private async insert(rows: Buffer): Promise<void> {
     const time = this.layout === 'datetime64' ? 'timestamp' : 'timestamp_ms'
     const columns: [string, ...string[]] = [time, 'device_ip', 'error_code', ...(this.deduplicates ? COORDINATE_COLUMNS : [])]
     await this.client.insert({
       table: this.qualifiedTable,
-      values: Readable.from([Buffer.from(text)], {objectMode: false}),
+      values: Readable.from([rows], {objectMode: false}),
       format: 'TabSeparated',
       columns,
       clickhouse_settings: this.insertSettings,

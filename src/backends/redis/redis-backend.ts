@@ -237,8 +237,14 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
         const codeIndex = call.keyIndex(this.keys.errorCode(code), 0)
         const hourIndex = keepsHour ? call.keyIndex(this.keys.hour(hour * HOUR_MS), expiresAt) : 0
         const hourCodeIndex = keepsHour ? call.keyIndex(this.keys.hourErrorCode(hour * HOUR_MS, code), expiresAt) : 0
-        call.groups.push(String(codeIndex), String(hourIndex), String(hourCodeIndex), String(take))
-        for (let index = 0; index < take; index++) call.groups.push(iterator.next().value as string)
+        const separate: string[] = []
+        const joined: string[] = []
+        for (let index = 0; index < take; index++) {
+          const device = iterator.next().value as string
+          if (device === '' || device.includes('\n')) separate.push(device)
+          else joined.push(device)
+        }
+        call.groups.push(String(codeIndex), String(hourIndex), String(hourCodeIndex), String(separate.length), ...separate, joined.join('\n'))
         call.devices += take
         left -= take
       }

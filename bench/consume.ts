@@ -58,6 +58,8 @@ const ROUNDS = envInteger('BENCH_CONSUME_ROUNDS', 3)
  */
 const PRODUCE_BATCH = envInteger('BENCH_CONSUME_PRODUCE_BATCH', 2000)
 const PARTITIONS = 16
+/** The worker rows: `ipc consume --workers WORKERS`, beside the single-worker rows. */
+const WORKERS = envInteger('BENCH_CONSUME_WORKERS', 2)
 const SEED = 20_241_122
 const KCAT_ROUNDS = 5
 /** Each round's naive references stop after this many events or this long, whichever comes first. */
@@ -193,7 +195,13 @@ function checkDeviceCount(what: string, backend: BackendName, counted: number | 
   if (!countOk) throw new BenchError(`${what} counted ${counted} devices, expected ${distinctDevices}`)
 }
 
-async function consumeOnce(topic: string, backend: BackendName, distinctDevices: number, names: {key: string; database: string}): Promise<ConsumeRun> {
+async function consumeOnce(
+  topic: string,
+  backend: BackendName,
+  distinctDevices: number,
+  names: {key: string; database: string},
+  workers = 1,
+): Promise<ConsumeRun> {
   const stopServerCpu = await measureServiceCpu(servicesOf(backend))
   const {json, child} = await runIpcJson<ConsumeJson>(
     [
@@ -214,6 +222,8 @@ async function consumeOnce(topic: string, backend: BackendName, distinctDevices:
       names.key,
       '--clickhouse-database',
       names.database,
+      '--workers',
+      String(workers),
     ],
     {timeoutMs: CONSUME_TIMEOUT_MS, measureResources: true},
   )
@@ -459,6 +469,7 @@ async function main(): Promise<void> {
     const kcatEndServerCpu = medianOf(kcat.brokerCpuMs.untilEndMs.map((cpuMs) => microsPerEvent(cpuMs, EVENTS)))
 
     const runs: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
+    const workerRuns: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
     const naiveRuns: Record<BackendName, NaiveRun[]> = {redis: [], clickhouse: []}
     const bareRuns: ReaderRun[] = []
     const engineRuns: EngineRun[] = []
@@ -481,6 +492,16 @@ async function main(): Promise<void> {
             `  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ` +
               `${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`,
           )
+        }
+        for (const backend of BACKENDS) {
+          const names = {key: `ipc:bench:${id}:workers:${round}`, database: `${id}_workers_${round}`}
+          keys.push(names.key)
+          databases.push(names.database)
+          progress(`round ${round}/${ROUNDS}: ipc consume --workers ${WORKERS} → ${backend}`)
+          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
+          const result = await consumeOnce(topic, backend, distinctDevices, names, WORKERS)
+          workerRuns[backend].push(result)
+          progress(`  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ${formatMb(result.peakRssKb)}`)
         }
         progress(`round ${round}/${ROUNDS}: ClickHouse Kafka engine → MergeTree`)
         const engineDatabase = `${id}_engine_${round}`
@@ -559,6 +580,30 @@ async function main(): Promise<void> {
         formatMb(s.peakRssKb),
       ])
     }
+    const workerSummary = {
+      redis: summarise(workerRuns.redis, naiveRuns.redis, kcatRate),
+      clickhouse: summarise(workerRuns.clickhouse, naiveRuns.clickhouse, kcatRate),
+    }
+    for (const backend of BACKENDS) {
+      const s = workerSummary[backend]
+      rows.push([
+        `ipc consume --workers ${WORKERS} → ${backend}`,
+        formatInt(s.eventsPerSecond),
+        formatRatio(s.ratioToKcat),
+        formatRatio(s.ratioToNaive),
+        formatMicros(s.cpuMicrosPerEvent),
+        formatMicros(s.serverCpuMicrosPerEvent),
+        formatMs(s.joinMs),
+        formatMb(s.peakRssKb),
+      ])
+    }
+    // ipc's own work: its CPU per event minus the bare kafkajs consumer's, per round, then the median.
+    const ownCpu = Object.fromEntries(
+      BACKENDS.map((backend) => [
+        backend,
+        medianOf(runs[backend].map((run, index) => (run.cpuMicrosPerEvent ?? Number.NaN) - (bareRuns[index]?.cpuMicrosPerEvent ?? Number.NaN))),
+      ]),
+    ) as Record<BackendName, number | undefined>
     rows.push([
       'ClickHouse Kafka engine → MergeTree (server side)',
       formatInt(engine.eventsPerSecond),
@@ -623,6 +668,16 @@ async function main(): Promise<void> {
         `server CPU = the broker's; peak RSS = the server's highest VmRSS sampled during the run (the whole server, not a process of its own)`,
     )
     console.log(`ipc consume → clickhouse vs ClickHouse Kafka engine: ${formatRatio(engine.clickhouseRatio)} (events/s, median of per-round ratios)`)
+    console.log(
+      `ipc's own CPU per event (ipc consume minus bare kafkajs, median of per-round differences): redis ${formatMicros(ownCpu.redis)} µs, ` +
+        `clickhouse ${formatMicros(ownCpu.clickhouse)} µs`,
+    )
+    for (const backend of BACKENDS) {
+      console.log(
+        `--workers ${WORKERS} vs 1 → ${backend}: ${formatRatio(workerSummary[backend].eventsPerSecond / summary[backend].eventsPerSecond)} events/s, ` +
+          `CPU ${formatMicros(workerSummary[backend].cpuMicrosPerEvent)} vs ${formatMicros(summary[backend].cpuMicrosPerEvent)} µs/event`,
+      )
+    }
 
     const targets = BACKENDS.flatMap((backend) => {
       const s = summary[backend]
@@ -650,6 +705,8 @@ async function main(): Promise<void> {
       produceBatch: PRODUCE_BATCH,
       rounds: ROUNDS,
       idleServiceCpuMsPerSecond: idleCpu,
+      ownCpuMicrosPerEvent: ownCpu,
+      workers: {count: WORKERS, backends: workerSummary},
       statistic: 'median over rounds (peak RSS: highest)',
       kcat: {
         rounds: KCAT_ROUNDS,

@@ -13,7 +13,7 @@
  * BENCH_CONSUME_ROUNDS, BENCH_CONSUME_PRODUCE_BATCH. Writes bench/results/consume.json.
  */
 import {createClient as createClickHouseClient} from '@clickhouse/client'
-import {createClient as createRedisClient} from 'redis'
+import {createClient as createRedisClient} from '@redis/client'
 import type {DeviceEvent} from '../src/backends/backend.js'
 import {createBackend} from '../src/backends/registry.js'
 import {parseEvent} from '../src/events/event.js'

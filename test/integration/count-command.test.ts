@@ -74,7 +74,7 @@ describe('ipc count', () => {
     })
 
     after(async () => {
-      const {createClient: createRedisClient} = await import('redis')
+      const {createClient: createRedisClient} = await import('@redis/client')
       const client = createRedisClient({url: serviceUrl('REDIS_URL')})
       await client.connect()
       await client.del(key)

@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {createClient} from 'redis'
+import {createClient} from '@redis/client'
 import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
 import {RedisBackend} from '../../src/backends/redis/redis-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'

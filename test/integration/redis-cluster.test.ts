@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {createClient, createCluster} from 'redis'
+import {createClient, createCluster} from '@redis/client'
 import type {DeviceEvent} from '../../src/backends/backend.js'
 import {RedisBackend} from '../../src/backends/redis/redis-backend.js'
 import {parseClusterNodes} from '../../src/backends/redis/cluster-nodes.js'

@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {createClient as createRedisClient} from 'redis'
+import {createClient as createRedisClient} from '@redis/client'
 import type {DeviceEvent} from '../../src/backends/backend.js'
 import {ClickHouseBackend} from '../../src/backends/clickhouse/clickhouse-backend.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
@@ -68,8 +68,10 @@ describe('reliability: injection safety', function () {
     return Number(row.n)
   }
 
-  async function withRedis<T>(use: (client: ReturnType<typeof createRedisClient>) => Promise<T>): Promise<T> {
-    const client = createRedisClient({url: serviceUrls().redisUrl})
+  const redisClient = () => createRedisClient({url: serviceUrls().redisUrl})
+
+  async function withRedis<T>(use: (client: ReturnType<typeof redisClient>) => Promise<T>): Promise<T> {
+    const client = redisClient()
     await client.connect()
     try {
       return await use(client)

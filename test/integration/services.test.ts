@@ -1,7 +1,7 @@
 import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {expect} from 'chai'
 import {Kafka, logLevel, Partitioners} from 'kafkajs'
-import {createClient as createRedisClient} from 'redis'
+import {createClient as createRedisClient} from '@redis/client'
 import {TopicExistsError} from '../../src/kafka/topics.js'
 import {createTopic, partitionLeaders, servicesCommand, startKafka, stopKafka} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'

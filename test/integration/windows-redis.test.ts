@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {createClient} from 'redis'
+import {createClient} from '@redis/client'
 import {RedisBackend, SCRIPT_MAX_DEVICES} from '../../src/backends/redis/redis-backend.js'
 import {RedisKeys} from '../../src/backends/redis/keys.js'
 import type {BackendOptions} from '../../src/backends/registry.js'

@@ -1,4 +1,4 @@
-import {createClient as createRedisClient} from 'redis'
+import {createClient as createRedisClient} from '@redis/client'
 
 /** Addresses of the real services the integration tests use, as set by the global setup. */
 

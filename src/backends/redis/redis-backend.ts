@@ -1,4 +1,4 @@
-import {createClient, createCluster, ErrorReply} from 'redis'
+import {createClient, createCluster, ErrorReply} from '@redis/client'
 import {EventEmitter} from 'node:events'
 import {
   type BoundedCountQuery,

@@ -79,9 +79,10 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
   private readonly backendEvents = new EventEmitter<BackendEvents>()
   private stopReason?: StopReason
   private failure?: ConsumerPoolError
-  /** The topic's partitions, once read: the members start when they hold all of them between them. */
-  private partitionCount?: number
+  /** The topic's partitions (undefined: unknown), once read: the members start when they hold all of them between them. */
+  private partitionCount?: {count?: number}
   private released = false
+  private metadataAdmin?: ReturnType<Kafka['admin']>
   private releaseTimer?: NodeJS.Timeout
 
   constructor(private readonly options: ConsumerPoolOptions) {
@@ -133,17 +134,22 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
   async run(): Promise<ConsumeSummary> {
     const {options} = this
     await options.countBackend.connect().catch(() => undefined)
-    this.partitionCount = await this.readPartitionCount()
     for (let index = 1; index <= options.workers; index++) this.members.push(this.startMember(index))
+    // Read beside the members' start: a broker out of reach is for them to report, without a wait first.
+    void this.readPartitionCount().then((count) => {
+      this.partitionCount = {count}
+      this.releaseWhenSettled()
+    })
     // A member that never gets its share (a group that keeps rebalancing) must not hold the others for ever.
     this.releaseTimer = setTimeout(() => this.release(), RELEASE_AFTER_MS)
-    this.lag.start(options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
     const report = this.startReports()
     try {
       await Promise.all(this.members.map((member) => member.exited))
     } finally {
       clearInterval(report)
       clearTimeout(this.releaseTimer)
+      // Still retrying when the members could not reach the broker either.
+      await this.metadataAdmin?.disconnect().catch(() => undefined)
     }
     if (!this.failure) await this.lag.refresh()
     await this.lag.stop()
@@ -224,12 +230,22 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
       const membership = args[0] as PipelineEvents['group-joined'][0]
       member.partitions = membership.partitions
       member.joined = true
-      const held = this.members.reduce((total, each) => total + each.partitions, 0)
-      args = [{...membership, partitions: held}]
-      const everyMemberJoined = this.members.length === this.options.workers && this.members.every((each) => each.joined)
-      if (everyMemberJoined && (this.partitionCount === undefined || held === this.partitionCount)) this.release()
+      args = [{...membership, partitions: this.heldPartitions()}]
+      this.releaseWhenSettled()
     }
     ;(this.emit as (name: string, ...args: unknown[]) => boolean)(name, ...args)
+  }
+
+  private heldPartitions(): number {
+    return this.members.reduce((total, each) => total + each.partitions, 0)
+  }
+
+  /** Releases the members once all have joined and, between them, hold every partition. */
+  private releaseWhenSettled(): void {
+    if (!this.partitionCount) return
+    const everyMemberJoined = this.members.length === this.options.workers && this.members.every((each) => each.joined)
+    const {count} = this.partitionCount
+    if (everyMemberJoined && (count === undefined || this.heldPartitions() === count)) this.release()
   }
 
   /**
@@ -243,10 +259,12 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     clearTimeout(this.releaseTimer)
     this.stats.joinedAt = Date.now()
     for (const member of this.members) member.worker.postMessage({type: 'release'} satisfies PoolMessage)
+    this.lag.start(this.options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
   }
 
   private async readPartitionCount(): Promise<number | undefined> {
     const admin = this.options.kafka.admin()
+    this.metadataAdmin = admin
     try {
       await admin.connect()
       const {topics} = await admin.fetchTopicMetadata({topics: [this.options.worker.pipeline.topic]})

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {runIpc, startIpc, waitFor} from '../support/cli.js'
 import {committedTotal, createTopic, groupAssignment} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
-import {CuttableLink} from '../support/tcp-proxy.js'
+import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
 import {
   ClickHouseProbe,
   clickhouseConsumeArgs,
@@ -134,6 +134,19 @@ describe('ipc consume --workers', function () {
       await link.stop()
       await probe.close()
     }
+  })
+
+  it('with no broker at the address, exits 3 with one line naming it', async () => {
+    const port = await closedPort()
+    const result = await runIpc(['consume', '--topic', uniqueName('nobroker'), '--brokers', `127.0.0.1:${port}`, '--workers', '2', '--backend', 'redis'], {
+      timeoutMs: 90_000,
+    })
+    expect(result.code, describeRun(result)).to.equal(3)
+    const lines = linesMatching(result.stderr, /^ipc consume: /)
+    expect(lines, result.stderr).to.have.lengthOf(1)
+    expect(lines[0]).to.match(
+      new RegExp(`^ipc consume: worker [12] of 2: no Kafka broker answered at 127\\.0\\.0\\.1:${port} \\(Connection error: connect ECONNREFUSED`),
+    )
   })
 
   it('refuses --workers with the memory backend (exit 2), touching nothing', async () => {

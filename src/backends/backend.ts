@@ -123,13 +123,21 @@ export function supportsRangeCounts(backend: CountBackend): backend is RangeCoun
 /** A backend could not be reached or refused an operation. `location` names where, never a password. */
 export class BackendError extends Error {
   override name = 'BackendError'
+  /**
+   * Whether the same request may succeed when tried again (the service unreachable or busy, a
+   * timeout), as kafkajs's errors say; false for what retrying cannot fix (a bad address or
+   * password, a refused query, a closed backend).
+   */
+  readonly retriable: boolean
+
   constructor(
     message: string,
     readonly backend: string,
     readonly location: string,
-    options?: {cause?: unknown},
+    options?: {cause?: unknown; retriable?: boolean},
   ) {
     super(message, options)
+    this.retriable = options?.retriable ?? false
   }
 }
 

@@ -22,6 +22,7 @@ export const MAX_ERROR_CACHE_MS = 500
 /** The backend gave no answer within the time allowed for one call. */
 export class BackendTimeoutError extends BackendError {
   override name = 'BackendTimeoutError'
+  override readonly retriable = true
 }
 
 /** The server could not start listening (port in use, address not available). */
@@ -308,7 +309,8 @@ class CountSource {
   private toBackendError(error: unknown): BackendError {
     const message = this.options.redact(describeError(error))
     if (error instanceof BackendTimeoutError) return new BackendTimeoutError(message, error.backend, this.options.redact(error.location))
-    if (error instanceof BackendError) return new BackendError(message, error.backend, this.options.redact(error.location), {cause: error})
+    if (error instanceof BackendError)
+      return new BackendError(message, error.backend, this.options.redact(error.location), {cause: error, retriable: error.retriable})
     return new BackendError(message, this.backendName, this.options.redact(this.backendLocation), {cause: error})
   }
 

@@ -228,7 +228,7 @@ describe('ClickHouseBackend (real ClickHouse)', () => {
     }
   })
 
-  it('fails connect() and count() with a BackendError naming the URL, without the password, when ClickHouse is unreachable', async function () {
+  it('fails connect() and count() with a retriable BackendError naming the URL, without the password, when ClickHouse is unreachable', async function () {
     this.timeout(15_000)
     const port = await closedPort()
     const clickhouse = backend({clickhouseUrl: `http://default:secret@127.0.0.1:${port}`})
@@ -238,6 +238,7 @@ describe('ClickHouseBackend (real ClickHouse)', () => {
       expect((failure as BackendError).message)
         .to.include(`http://127.0.0.1:${port}`)
         .and.not.include('secret')
+      expect((failure as BackendError).retriable, 'a ClickHouse that is down may come back').to.equal(true)
     }
   })
 
@@ -248,6 +249,7 @@ describe('ClickHouseBackend (real ClickHouse)', () => {
       .connect()
       .catch((error: unknown) => error)
     expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('other columns')
+    expect((failure as BackendError).retriable, 'the table will not change by itself').to.equal(false)
   })
 
   describe('while ClickHouse is unreachable during consumption', () => {

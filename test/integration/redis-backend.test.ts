@@ -115,7 +115,7 @@ describe('RedisBackend (real Redis)', () => {
     expect(() => new RedisBackend(options({redisKey: ''}))).to.throw(IdentifierError)
   })
 
-  it('fails connect() and count() with a BackendError naming the URL, without the password, when Redis is unreachable', async function () {
+  it('fails connect() and count() with a retriable BackendError naming the URL, without the password, when Redis is unreachable', async function () {
     this.timeout(15_000)
     const port = await closedPort()
     const redis = backend({redisUrl: `redis://user:secret@127.0.0.1:${port}`})
@@ -125,6 +125,7 @@ describe('RedisBackend (real Redis)', () => {
       const {message, location} = failure as BackendError
       expect(message).to.include(`redis://127.0.0.1:${port}`).and.not.include('secret')
       expect(location).to.equal(`redis://127.0.0.1:${port}`)
+      expect((failure as BackendError).retriable, 'a Redis that is down may come back').to.equal(true)
     }
   })
 
@@ -136,6 +137,7 @@ describe('RedisBackend (real Redis)', () => {
     await client.close()
     const failure = await redis.connect().catch((error: unknown) => error)
     expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('WRONGTYPE')
+    expect((failure as BackendError).retriable).to.equal(false)
     // Not retried (the key will not change type by itself): the receipt rejects, and so does every later call.
     const receipt = await redis.add(events(0, 1))
     const writeFailure = await receipt.durable.catch((error: unknown) => error)

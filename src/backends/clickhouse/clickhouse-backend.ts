@@ -148,7 +148,7 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
       newBatch: () => new TsvBatch(() => this.shape as TableShape),
       write: (batch) => this.insert(batch.bytes),
       retryPolicy: this.retryPolicy,
-      isRetryable: (error) => !PERMANENT_ERROR_CODES.has(serverErrorCode(error) ?? -1),
+      isRetryable: isTransient,
       describe: (batch) => `inserting ${batch.size} rows`,
       failure: (action, error) => this.failure(action, error),
       closedError: () => new BackendError(`ClickHouse backend at ${this.location} is closed`, this.name, this.location),
@@ -444,8 +444,13 @@ export class ClickHouseBackend extends EventEmitter<BackendEvents> implements Ra
       serverErrorCode(error) === undefined
         ? `cannot reach ClickHouse at ${this.location} (${action}): ${errorReason(error)}`
         : `ClickHouse at ${this.location}: ${action} failed: ${errorReason(error)}`
-    return new BackendError(message, this.name, this.location, {cause: error})
+    return new BackendError(message, this.name, this.location, {cause: error, retriable: isTransient(error)})
   }
+}
+
+/** Connection problems and timeouts are transient; a query the server refuses for good (PERMANENT_ERROR_CODES) is not. */
+function isTransient(error: unknown): boolean {
+  return !PERMANENT_ERROR_CODES.has(serverErrorCode(error) ?? -1)
 }
 
 /** The server's error code if the server answered with an exception; undefined for network errors. */

@@ -341,7 +341,7 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
     } catch (error) {
       if (client.isOpen) client.destroy()
       const reason = connectFailureReason(error, this.tls, this.connectTimeoutMs)
-      throw new BackendError(`cannot connect to Redis at ${this.location}: ${reason}`, this.name, this.location, {cause: error})
+      throw new BackendError(`cannot connect to Redis at ${this.location}: ${reason}`, this.name, this.location, {cause: error, retriable: isTransient(error)})
     }
     if (this.closing.signal.aborted) {
       client.destroy()
@@ -389,8 +389,13 @@ export class RedisBackend extends EventEmitter<BackendEvents> implements RangeCo
   }
 
   private failure(action: string, error: unknown): BackendError {
-    if (error instanceof BackendError) return new BackendError(`${error.message}; ${action}`, this.name, this.location, {cause: error.cause ?? error})
-    return new BackendError(`Redis at ${this.location}: ${action}: ${errorReason(error)}`, this.name, this.location, {cause: error})
+    if (error instanceof BackendError) {
+      return new BackendError(`${error.message}; ${action}`, this.name, this.location, {cause: error.cause ?? error, retriable: error.retriable})
+    }
+    return new BackendError(`Redis at ${this.location}: ${action}: ${errorReason(error)}`, this.name, this.location, {
+      cause: error,
+      retriable: isTransient(error),
+    })
   }
 }
 

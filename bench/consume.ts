@@ -416,18 +416,8 @@ function formatCpuRate(msPerSecond: number | undefined): string {
   return msPerSecond === undefined ? '-' : `${msPerSecond.toFixed(0)} ms CPU/s`
 }
 
-interface EngineSummary {
-  eventsPerSecond: number
-  /** View created to last row. */
-  elapsedMs: number
-  /** View created to first rows. */
-  firstRowMs: number
-  /** The ClickHouse server's CPU: the reader here. */
-  cpuMicrosPerEvent?: number
-  /** The broker's CPU. */
-  serverCpuMicrosPerEvent?: number
-  /** Highest VmRSS of the ClickHouse server sampled during the runs. */
-  peakRssKb?: number
+/** The rounds' engine runs: medians (peak RSS: the highest of the rounds). */
+interface EngineSummary extends Omit<EngineRun, 'rssBeforeKb'> {
   ratioToKcat: number
   /** `ipc consume → clickhouse` over the engine, each round's pair, then the median. */
   clickhouseRatio: number

@@ -2,7 +2,7 @@ import {EventEmitter} from 'node:events'
 import type {Consumer, EachBatchPayload, Kafka, Message} from 'kafkajs'
 import {BackendError, type CountBackend, type DeviceEvent} from '../backends/backend.js'
 import {formatDuration} from '../util/duration.js'
-import {INVALID_REASONS, type InvalidReason, parseEvent} from '../events/event.js'
+import {type InvalidReason, parseEvent} from '../events/event.js'
 import {errorLine} from '../util/errors.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
@@ -11,6 +11,16 @@ import {DeadLetterSink, deadLetter} from './dead-letter-sink.js'
 import {IdleTracker} from './idle-tracker.js'
 import {OffsetCommitter} from './offset-committer.js'
 import {RateLimitedLog} from './rate-limited-log.js'
+import {
+  type ConsumeReport,
+  type ConsumeStats,
+  type ConsumeSummary,
+  countDevices,
+  emptyConsumeStats,
+  startReports,
+  type StopReason,
+  summarise,
+} from './consume-stats.js'
 
 export interface ConsumeOptions {
   kafka: Kafka
@@ -39,6 +49,8 @@ export interface ConsumeOptions {
    * the group). Default true.
    */
   readLag?: boolean
+  /** False: the summary has no device count (a pool's workers: the pool counts once for all). Default true. */
+  countAtStop?: boolean
   /**
    * False: reaching `untilIdleMs` only emits `idle` (a pool's workers: the pool stops when all of
    * them are idle). Default true: the pipeline stops itself.
@@ -53,41 +65,7 @@ export interface ConsumeOptions {
   log: (line: string) => void
 }
 
-export type StopReason = 'signal' | 'idle' | 'max-messages' | 'error'
-
-export interface ConsumeStats {
-  processed: number
-  valid: number
-  invalid: number
-  invalidByReason: Record<InvalidReason, number>
-  deadLettered: number
-  /** Failed backend write attempts (each was retried). */
-  backendErrors: number
-  /** Next offset to read, per partition, as committed to the group. */
-  committed: Record<number, string>
-  startedAt: number
-  joinedAt?: number
-  firstMessageAt?: number
-  lastMessageAt?: number
-}
-
-export interface ConsumeReport {
-  totalDevices?: number
-  countError?: string
-  /** The group's lag on the topic, summed over its partitions, as last read; undefined before the first read. */
-  lag?: number
-  eventsPerSecond: number
-  stats: ConsumeStats
-}
-
-export interface ConsumeSummary extends ConsumeReport {
-  reason: StopReason
-  elapsedMs: number
-  /** Time from start until the group assigned partitions. */
-  joinMs?: number
-  /** Events/s from the first to the last message processed. */
-  steadyEventsPerSecond: number
-}
+export type {ConsumeReport, ConsumeStats, ConsumeSummary, StopReason} from './consume-stats.js'
 
 /**
  * What the pipeline tells as it works (instrumentation events, as a kafkajs consumer's): metrics
@@ -149,16 +127,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
   constructor(private readonly options: ConsumeOptions) {
     super()
     this.lag = new LagMonitor({kafka: options.kafka, topic: options.topic, groupId: options.groupId, fromBeginning: options.fromBeginning})
-    this.stats = {
-      processed: 0,
-      valid: 0,
-      invalid: 0,
-      invalidByReason: Object.fromEntries(INVALID_REASONS.map((reason) => [reason, 0])) as Record<InvalidReason, number>,
-      deadLettered: 0,
-      backendErrors: 0,
-      committed: {},
-      startedAt: Date.now(),
-    }
+    this.stats = emptyConsumeStats()
     this.invalidLog = new RateLimitedLog(options.log)
     this.held = options.startHeld === true
     this.stopSignal = new Promise((resolve) => (this.stopRequested = resolve))
@@ -326,28 +295,9 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
         ),
       )
     }
-    if (onReport && reportIntervalMs > 0) {
-      let lastProcessed = 0
-      let lastAt = Date.now()
-      timers.push(
-        setInterval(async () => {
-          const now = Date.now()
-          const eventsPerSecond = ((this.stats.processed - lastProcessed) * 1000) / Math.max(1, now - lastAt)
-          lastProcessed = this.stats.processed
-          lastAt = now
-          onReport({...(await this.countDevices()), lag: this.lag.total, eventsPerSecond, stats: this.stats})
-        }, reportIntervalMs),
-      )
-    }
+    const reports = startReports({stats: this.stats, backend: this.options.backend, lag: () => this.lag.total}, reportIntervalMs, onReport)
+    if (reports) timers.push(reports)
     return timers
-  }
-
-  private async countDevices(): Promise<{totalDevices?: number; countError?: string}> {
-    try {
-      return {totalDevices: await this.options.backend.count()}
-    } catch (error) {
-      return {countError: (error as Error).message}
-    }
   }
 
   private async handleBatch({batch, resolveOffset, heartbeat, isRunning, isStale}: EachBatchPayload): Promise<void> {
@@ -470,21 +420,9 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       await settleWithin(this.options.backend.close(), CLOSE_AFTER_FAILURE_MS).catch(() => undefined)
       throw this.failure
     }
-    const counted = await this.countDevices()
+    const counted = this.options.countAtStop === false ? {} : await countDevices(this.options.backend)
     await this.options.backend.close().catch((error: Error) => this.options.log(`closing backend: ${error.message}`))
-    const elapsedMs = Date.now() - this.stats.startedAt
-    const {firstMessageAt, lastMessageAt, joinedAt} = this.stats
-    const activeMs = firstMessageAt !== undefined && lastMessageAt !== undefined ? lastMessageAt - firstMessageAt : 0
-    return {
-      reason,
-      ...counted,
-      lag: this.lag.total,
-      stats: this.stats,
-      elapsedMs,
-      joinMs: joinedAt === undefined ? undefined : joinedAt - this.stats.startedAt,
-      eventsPerSecond: (this.stats.processed * 1000) / Math.max(1, elapsedMs),
-      steadyEventsPerSecond: activeMs > 0 ? (this.stats.processed * 1000) / activeMs : 0,
-    }
+    return summarise(this.stats, reason, counted, this.lag.total)
   }
 }
 

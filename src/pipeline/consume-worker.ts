@@ -17,7 +17,7 @@ export interface ConsumeWorkerData {
   kafka: Omit<KafkaSettings, 'log'>
   backendName: string
   backendOptions: BackendOptions
-  pipeline: Omit<ConsumeOptions, 'kafka' | 'backend' | 'log' | 'onReport' | 'readLag' | 'stopWhenIdle' | 'startHeld'>
+  pipeline: Omit<ConsumeOptions, 'kafka' | 'backend' | 'log' | 'onReport' | 'readLag' | 'countAtStop' | 'stopWhenIdle' | 'startHeld'>
 }
 
 /** The failure that ended a worker, as text and the exit code the command would give it. */
@@ -64,7 +64,7 @@ async function runWorker(data: ConsumeWorkerData): Promise<void> {
   try {
     kafka = createKafka({...data.kafka, log})
     backend = await createBackend(data.backendName, data.backendOptions)
-    pipeline = new ConsumePipeline({...data.pipeline, kafka, backend, log, readLag: false, stopWhenIdle: false, startHeld: true})
+    pipeline = new ConsumePipeline({...data.pipeline, kafka, backend, log, readLag: false, countAtStop: false, stopWhenIdle: false, startHeld: true})
     for (const name of PIPELINE_EVENTS) pipeline.on(name, (...args: unknown[]) => post({type: 'pipeline', name, args: cloneable(args)}))
     for (const name of BACKEND_EVENTS) backend.on(name, (...args: unknown[]) => post({type: 'backend', name, args: cloneable(args)}))
     const running = pipeline

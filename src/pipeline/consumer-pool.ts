@@ -6,15 +6,18 @@ import {INVALID_REASONS, type InvalidReason} from '../events/event.js'
 import type {Kafka} from '../kafka/client.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import type {MetricsBackend} from '../metrics/consumer-metrics.js'
+import {ConsumeError, DEFAULT_LAG_INTERVAL_MS, type PipelineEvents} from './consume-pipeline.js'
 import {
-  ConsumeError,
   type ConsumeReport,
   type ConsumeStats,
   type ConsumeSummary,
-  DEFAULT_LAG_INTERVAL_MS,
-  type PipelineEvents,
+  countDevices,
+  type CountResult,
+  emptyConsumeStats,
+  startReports,
   type StopReason,
-} from './consume-pipeline.js'
+  summarise,
+} from './consume-stats.js'
 import type {ConsumeWorkerData, PoolMessage, WorkerFailure, WorkerMessage} from './consume-worker.js'
 
 export interface ConsumerPoolOptions {
@@ -89,16 +92,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     super()
     const {topic, groupId, fromBeginning} = options.worker.pipeline
     this.lag = new LagMonitor({kafka: options.kafka, topic, groupId, fromBeginning})
-    this.stats = {
-      processed: 0,
-      valid: 0,
-      invalid: 0,
-      invalidByReason: Object.fromEntries(INVALID_REASONS.map((reason) => [reason, 0])) as Record<InvalidReason, number>,
-      deadLettered: 0,
-      backendErrors: 0,
-      committed: {},
-      startedAt: Date.now(),
-    }
+    this.stats = emptyConsumeStats()
     const members = this.members
     // A getter: Object.assign would copy its value once.
     this.backend = Object.defineProperties(this.backendEvents, {
@@ -142,7 +136,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     })
     // A member that never gets its share (a group that keeps rebalancing) must not hold the others for ever.
     this.releaseTimer = setTimeout(() => this.release(), RELEASE_AFTER_MS)
-    const report = this.startReports()
+    const report = startReports({stats: this.stats, backend: options.countBackend, lag: () => this.lag.total}, options.reportIntervalMs, options.onReport)
     try {
       await Promise.all(this.members.map((member) => member.exited))
     } finally {
@@ -153,7 +147,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     }
     if (!this.failure) await this.lag.refresh()
     await this.lag.stop()
-    const counted = this.failure ? {} : await this.countDevices()
+    const counted = this.failure ? {} : await countDevices(options.countBackend)
     await options.countBackend.close().catch(() => undefined)
     if (this.failure) throw this.failure
     return this.summary(counted)
@@ -303,30 +297,8 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     if (maxMessages !== undefined && this.stats.processed >= maxMessages) this.stop('max-messages')
   }
 
-  private startReports(): NodeJS.Timeout | undefined {
-    const {onReport, reportIntervalMs} = this.options
-    if (!onReport || reportIntervalMs <= 0) return undefined
-    let lastProcessed = 0
-    let lastAt = Date.now()
-    return setInterval(async () => {
-      const now = Date.now()
-      const eventsPerSecond = ((this.stats.processed - lastProcessed) * 1000) / Math.max(1, now - lastAt)
-      lastProcessed = this.stats.processed
-      lastAt = now
-      onReport({...(await this.countDevices()), lag: this.lag.total, eventsPerSecond, stats: this.stats})
-    }, reportIntervalMs)
-  }
-
-  private async countDevices(): Promise<{totalDevices?: number; countError?: string}> {
-    try {
-      return {totalDevices: await this.options.countBackend.count()}
-    } catch (error) {
-      return {countError: (error as Error).message}
-    }
-  }
-
   /** The members' final stats added up; rates and join time over the whole pool. */
-  private summary(counted: {totalDevices?: number; countError?: string}): ConsumeSummary {
+  private summary(counted: CountResult): ConsumeSummary {
     const summaries = this.members.flatMap((member) => (member.summary ? [member.summary] : []))
     const stats = this.stats
     stats.processed = sum(summaries, (each) => each.stats.processed)
@@ -336,20 +308,15 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     stats.backendErrors = sum(summaries, (each) => each.stats.backendErrors)
     for (const reason of INVALID_REASONS) stats.invalidByReason[reason] = sum(summaries, (each) => each.stats.invalidByReason[reason])
     stats.committed = Object.assign({}, ...summaries.map((each) => each.stats.committed)) as Record<number, string>
-    stats.firstMessageAt = earliest(summaries.map((each) => each.stats.firstMessageAt))
-    stats.lastMessageAt = latest(summaries.map((each) => each.stats.lastMessageAt))
-    const elapsedMs = Date.now() - stats.startedAt
-    const activeMs = stats.firstMessageAt !== undefined && stats.lastMessageAt !== undefined ? stats.lastMessageAt - stats.firstMessageAt : 0
-    return {
-      reason: this.stopReason ?? 'signal',
-      ...counted,
-      lag: this.lag.total,
-      stats,
-      elapsedMs,
-      joinMs: stats.joinedAt === undefined ? undefined : stats.joinedAt - stats.startedAt,
-      eventsPerSecond: (stats.processed * 1000) / Math.max(1, elapsedMs),
-      steadyEventsPerSecond: activeMs > 0 ? (stats.processed * 1000) / activeMs : 0,
-    }
+    stats.firstMessageAt = extreme(
+      Math.min,
+      summaries.map((each) => each.stats.firstMessageAt),
+    )
+    stats.lastMessageAt = extreme(
+      Math.max,
+      summaries.map((each) => each.stats.lastMessageAt),
+    )
+    return summarise(stats, this.stopReason ?? 'signal', counted, this.lag.total)
   }
 }
 
@@ -360,12 +327,8 @@ function sum<T>(items: readonly T[], value: (item: T) => number): number {
   return items.reduce((total, item) => total + value(item), 0)
 }
 
-function earliest(times: Array<number | undefined>): number | undefined {
+/** The earliest (Math.min) or latest (Math.max) of the times that are known. */
+function extreme(pick: (...values: number[]) => number, times: Array<number | undefined>): number | undefined {
   const known = times.filter((time): time is number => time !== undefined)
-  return known.length === 0 ? undefined : Math.min(...known)
-}
-
-function latest(times: Array<number | undefined>): number | undefined {
-  const known = times.filter((time): time is number => time !== undefined)
-  return known.length === 0 ? undefined : Math.max(...known)
+  return known.length === 0 ? undefined : pick(...known)
 }

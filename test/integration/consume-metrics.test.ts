@@ -2,20 +2,10 @@ import {expect} from 'chai'
 import {Partitioners} from 'kafkajs'
 import {createTopic, kafkaAdminClient} from '../support/kafka.js'
 import {startIpc, waitFor} from '../support/cli.js'
+import {scrapeMetrics} from '../support/metrics.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
 import {produce} from './reliability-helpers.js'
-
-/** The samples of a Prometheus text answer: `name{labels}` → value. */
-function samples(text: string): Map<string, number> {
-  const values = new Map<string, number>()
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const space = line.lastIndexOf(' ')
-    values.set(line.slice(0, space), Number(line.slice(space + 1)))
-  }
-  return values
-}
 
 function sumOf(values: Map<string, number>, name: string): number {
   let sum = 0
@@ -69,7 +59,7 @@ describe('ipc consume --metrics-port: Prometheus metrics, lag and probes', funct
     ])
     try {
       const base = await waitFor('the metrics address on stderr', () => /metrics on (http:\/\/[\d.:]+)\/metrics/.exec(consumer.stderr())?.[1], 30_000)
-      const scrape = async () => samples((await get(`${base}/metrics`)).body)
+      const scrape = () => scrapeMetrics(base)
       expect((await get(`${base}/healthz`)).status).to.equal(200)
       await waitFor('readiness', async () => ((await get(`${base}/readyz`)).status === 200 ? true : undefined), 30_000)
 

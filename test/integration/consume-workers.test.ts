@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {runIpc, startIpc, waitFor} from '../support/cli.js'
 import {committedTotal, createTopic, groupAssignment} from '../support/kafka.js'
+import {scrapeMetrics} from '../support/metrics.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {closedPort, CuttableLink} from '../support/tcp-proxy.js'
 import {
@@ -14,17 +15,6 @@ import {
   parseJson,
   produce,
 } from './reliability-helpers.js'
-
-/** The samples of a Prometheus text answer: `name{labels}` → value. */
-async function scrape(base: string): Promise<Map<string, number>> {
-  const values = new Map<string, number>()
-  for (const line of (await (await fetch(`${base}/metrics`)).text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const space = line.lastIndexOf(' ')
-    values.set(line.slice(0, space), Number(line.slice(space + 1)))
-  }
-  return values
-}
 
 /** `ipc consume --workers N`: N group members in worker threads of one process, against the real services. */
 describe('ipc consume --workers', function () {
@@ -51,7 +41,7 @@ describe('ipc consume --workers', function () {
       const values = await waitFor(
         'every event consumed by the two workers',
         async () => {
-          const current = await scrape(base)
+          const current = await scrapeMetrics(base)
           return current.get('ipc_consumer_events_total') === produced.messagesSent && current.get('ipc_consumer_assigned_partitions') === 4
             ? current
             : undefined

@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+import {COMPRESSION_NAMES, type CompressionName} from '../kafka/codecs.js'
 import {parseDuration} from '../util/duration.js'
 
 /** Defaults match compose.yaml: every service on its standard local port. */
@@ -12,6 +13,12 @@ export const DEFAULT_CLICKHOUSE_DATABASE = 'ipc'
 export const durationFlag = Flags.custom<number>({
   parse: async (input) => parseDuration(input),
   helpValue: '<duration>',
+})
+
+/** A Kafka compression codec, named as kcat's `-z` and the Java client's `compression.type` name it. */
+export const compressionFlag = Flags.custom<CompressionName>({
+  options: [...COMPRESSION_NAMES],
+  helpValue: COMPRESSION_NAMES.join('|'),
 })
 
 export const kafkaFlags = {

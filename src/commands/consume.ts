@@ -8,7 +8,7 @@ import {ConsumerPool, ConsumerPoolError} from '../pipeline/consumer-pool.js'
 import type {BackendOptions} from '../backends/registry.js'
 import {formatDuration} from '../util/duration.js'
 import {EXIT_FAILURE, EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
-import {backendFlags, durationFlag, kafkaFlags} from '../cli/flags.js'
+import {backendFlags, compressionFlag, durationFlag, kafkaFlags} from '../cli/flags.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {createKafka, explainKafkaFailure, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
@@ -36,6 +36,11 @@ export default class Consume extends IpcCommand {
     '',
     'Invalid events are skipped, counted by reason, logged (rate-limited) to stderr, and with --dlq-topic produced ' +
       'to that topic with the reason in the ipc.error.reason header.',
+    '',
+    "Topics compressed with any codec Kafka defines are read: gzip, snappy (raw and the Java client's framing), " +
+      'lz4 and zstd. A record batch that does not decompress or names an unknown codec stops the consumer with one ' +
+      'line naming topic, partition and offset, and exit code 4; what came before it is stored and committed, ' +
+      'nothing from it on.',
     '',
     'When the backend is down, writes are retried with capped exponential backoff (each failure logged); nothing is ' +
       'committed meanwhile, fetching pauses once the backend holds back new events, and the consumer stays in its ' +
@@ -90,6 +95,11 @@ export default class Consume extends IpcCommand {
     'dlq-topic': Flags.string({
       description: 'Produce invalid messages to this topic (original key, value and headers plus ipc.error.* headers).',
       env: 'IPC_DLQ_TOPIC',
+    }),
+    'dlq-compression': compressionFlag({
+      description: "Compression of the dead letters' record batches (as kcat -z names it).",
+      env: 'IPC_DLQ_COMPRESSION',
+      default: 'none',
     }),
     'session-timeout': durationFlag({
       description: 'Consumer group session timeout: how long a crashed member holds its partitions.',
@@ -173,6 +183,7 @@ export default class Consume extends IpcCommand {
       untilIdleMs: flags['until-idle'],
       maxMessages: flags['max-messages'],
       dlqTopic: flags['dlq-topic'],
+      dlqCompression: flags['dlq-compression'],
       reportIntervalMs: flags['report-interval'],
     }
     const onReport = (report: ConsumeReport) => {

@@ -4,7 +4,7 @@ import {EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import type {KafkaSecurity} from '../kafka/security.js'
 import {MAX_DEVICES} from '../loadgen/generator.js'
-import {kafkaFlags} from '../cli/flags.js'
+import {compressionFlag, kafkaFlags} from '../cli/flags.js'
 import {createKafka, explainKafkaFailure, type Kafka, KafkaAuthenticationError, KafkaUnreachableError, parseBrokers} from '../kafka/client.js'
 import {formatDuration} from '../util/duration.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary} from '../cli/output.js'
@@ -28,6 +28,7 @@ export default class Produce extends IpcCommand {
     '<%= config.bin %> produce --topic events',
     '<%= config.bin %> produce --topic events --num-devices 5000 --num-messages 100000 --pause-ms 0 --batch 1000 --seed 42',
     '<%= config.bin %> produce --topic events --num-messages 100000 --pause-ms 0 --batch 1000 --json | jq .distinctDevices',
+    '<%= config.bin %> produce --topic events --num-messages 100000 --pause-ms 0 --batch 1000 --compression zstd',
   ]
 
   static override enableJsonFlag = true
@@ -40,6 +41,12 @@ export default class Produce extends IpcCommand {
     'pause-ms': Flags.integer({description: 'Pause after each send request, in milliseconds.', default: 100, min: 0}),
     batch: Flags.integer({description: 'Events per send request (raise with --pause-ms 0 for throughput).', default: 1, min: 1, max: 100_000}),
     seed: Flags.integer({description: 'Seed for reproducible runs. Default: random (printed in the summary).'}),
+    compression: compressionFlag({
+      char: 'z',
+      description: "Compression of each send request's record batch, as kcat -z and the Java client's compression.type name it.",
+      env: 'KAFKA_COMPRESSION',
+      default: 'none',
+    }),
     'kafka-log-level': Flags.string({
       description: 'Kafka client log level.',
       options: ['nothing', 'error', 'warn', 'info', 'debug'],
@@ -79,6 +86,7 @@ export default class Produce extends IpcCommand {
         pauseMs: flags['pause-ms'],
         batchSize: flags.batch,
         seed,
+        compression: flags.compression,
         shouldStop: () => interrupted,
         onProgress: (sent) =>
           progress.update(
@@ -104,13 +112,14 @@ export default class Produce extends IpcCommand {
           ['elapsed', formatDuration(summary.elapsedMs)],
           ['rate', `${formatInt(summary.messagesPerSecond)} msg/s`],
           ['seed', summary.seed],
+          ['compression', summary.compression],
         ]),
       )
     } else {
       this.log(
         `sent ${summary.messagesSent} messages from ${summary.distinctDevices} distinct devices to ` +
           `${summary.topic} in ${formatDuration(summary.elapsedMs)} (${Math.round(summary.messagesPerSecond)} ` +
-          `msg/s, seed ${summary.seed})`,
+          `msg/s, seed ${summary.seed}, compression ${summary.compression})`,
       )
     }
     return summary

@@ -1,4 +1,4 @@
-import type {Kafka, Message, Producer, ProducerConfig, RecordMetadata} from 'kafkajs'
+import type {CompressionTypes, Kafka, Message, Producer, ProducerConfig, RecordMetadata} from 'kafkajs'
 import {defaultPartitioner} from './partitioner.js'
 
 /** Some messages of a send got no acknowledgement however often they were sent again. */
@@ -63,7 +63,7 @@ export class CheckedProducer {
     return this.producer.disconnect()
   }
 
-  async send(record: {topic: string; messages: Message[]; acks?: number}): Promise<RecordMetadata[]> {
+  async send(record: {topic: string; messages: Message[]; acks?: number; compression?: CompressionTypes}): Promise<RecordMetadata[]> {
     const answers: RecordMetadata[] = []
     let pending = record.messages
     for (let sends = 0; ; sends++) {

@@ -1,4 +1,5 @@
 import {errorChain} from '../util/errors.js'
+import {registerCompressionCodecs} from './codecs.js'
 import type {KafkaSecurity} from './security.js'
 import {type Admin, type Consumer, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Producer, type RetryOptions} from 'kafkajs'
 
@@ -121,11 +122,22 @@ function tlsProblem(error: unknown): string | undefined {
 }
 
 /**
- * Broker answers that kafkajs logs as errors but that are the group protocol at work: a member
- * joining or leaving makes every other member's next heartbeat answer REBALANCE_IN_PROGRESS, and
- * the member rejoins (the consumer reports that as its REBALANCING event). Shown from `info` up.
+ * Broker answers that kafkajs logs as errors but that are routine, retried states: a member joining
+ * or leaving makes every other member's next heartbeat answer REBALANCE_IN_PROGRESS (the consumer
+ * reports that as its REBALANCING event); a fresh broker's group coordinator is not available or
+ * still loading, or a partition's leader is being elected, for a moment after it starts. kafkajs
+ * retries each; what does not resolve ends in an error of its own. Shown from `info` up.
  */
-const ROUTINE_ERRORS = /The group is rebalancing, so a rejoin is needed/
+const ROUTINE_ERRORS = new RegExp(
+  [
+    'The group is rebalancing, so a rejoin is needed',
+    'The group coordinator is not available',
+    'The coordinator is loading and hence can',
+    'This is not the correct coordinator for this group',
+    'There is no leader for this topic-partition as we are in the middle of a leadership election',
+    'This server is not the leader for that topic-partition',
+  ].join('|'),
+)
 
 /**
  * A kafkajs client whose log is held back until a broker has answered one of its consumers,
@@ -134,6 +146,7 @@ const ROUTINE_ERRORS = /The group is rebalancing, so a rejoin is needed/
  * With `--kafka-log-level info` or `debug` nothing is held.
  */
 export function createKafka(settings: KafkaSettings): Kafka {
+  registerCompressionCodecs()
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const level = LEVELS[settings.logLevel ?? 'error'] ?? KafkaLogLevel.ERROR
   let held: string[] | undefined = level <= KafkaLogLevel.WARN ? [] : undefined

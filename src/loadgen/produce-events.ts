@@ -1,4 +1,5 @@
 import type {Kafka, Message} from 'kafkajs'
+import {type CompressionName, compressionType} from '../kafka/codecs.js'
 import {CheckedProducer} from '../kafka/checked-producer.js'
 import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
 import {EventGenerator} from './generator.js'
@@ -14,6 +15,8 @@ export interface ProduceOptions {
   /** Messages per send request. */
   batchSize: number
   seed: number
+  /** How each send request's batch is compressed. Default: none. */
+  compression?: CompressionName
   onProgress?: (sent: number) => void
   /** Checked before each send; return true to stop early (e.g. after SIGINT). */
   shouldStop?: () => boolean
@@ -26,6 +29,7 @@ export interface ProduceSummary {
   elapsedMs: number
   messagesPerSecond: number
   seed: number
+  compression: CompressionName
 }
 
 /**
@@ -51,6 +55,7 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
   await requireTopic(options.kafka, options.topic)
   const producer = new CheckedProducer(options.kafka, {allowAutoTopicCreation: true})
   await producer.connect()
+  const compression = compressionType(options.compression ?? 'none')
   const started = Date.now()
   let sent = 0
   try {
@@ -58,7 +63,7 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
       const size = Math.min(options.batchSize, options.numMessages - sent)
       const messages: Message[] = new Array(size)
       for (let i = 0; i < size; i++) messages[i] = generator.next()
-      await producer.send({topic: options.topic, messages, acks: -1}).catch((error: unknown) => {
+      await producer.send({topic: options.topic, messages, acks: -1, compression}).catch((error: unknown) => {
         throw isUnknownTopicError(error) ? new TopicNotFoundError(options.topic, {cause: error}) : error
       })
       sent += size
@@ -76,5 +81,6 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
     elapsedMs,
     messagesPerSecond: (sent * 1000) / Math.max(1, elapsedMs),
     seed: options.seed,
+    compression: options.compression ?? 'none',
   }
 }

@@ -6,6 +6,7 @@ import {type InvalidReason, parseEvent} from '../events/event.js'
 import {errorLine} from '../util/errors.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
+import {type CompressionName, UnreadableBatchError, undecodableReason} from '../kafka/codecs.js'
 import {settleWithin} from '../util/async.js'
 import {DeadLetterSink, deadLetter} from './dead-letter-sink.js'
 import {IdleTracker} from './idle-tracker.js'
@@ -40,6 +41,8 @@ export interface ConsumeOptions {
   maxMessages?: number
   /** Invalid messages are produced here with the reason in headers, before their offsets are committed. */
   dlqTopic?: string
+  /** How dead letters are compressed. Default: none. */
+  dlqCompression?: CompressionName
   reportIntervalMs: number
   onReport?: (report: ConsumeReport) => void
   /** How often the group's lag is read from the broker. Default 5 s. */
@@ -117,6 +120,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
   private inFlightDrained?: () => void
   private stopReason?: StopReason
   private failure?: Error
+  private unreadableBatch?: UnreadableBatchError
   private stopRequested?: () => void
   private readonly stopSignal: Promise<void>
   private readonly heartbeatIntervalMs: number
@@ -210,6 +214,12 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     this.stop('error')
   }
 
+  /** Stops at a batch it cannot read, after storing and committing what came before it. */
+  private unreadable(error: UnreadableBatchError): void {
+    this.unreadableBatch ??= error
+    this.stop('error')
+  }
+
   /** Runs until stopped; resolves with the summary, rejects with ConsumeError on an unrecoverable fault. */
   async run(): Promise<ConsumeSummary> {
     const {kafka, topic, groupId, options} = {...this.options, options: this.options}
@@ -227,7 +237,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     })
     this.consumer = consumer
     if (options.dlqTopic) {
-      this.deadLetters = new DeadLetterSink(kafka, options.dlqTopic)
+      this.deadLetters = new DeadLetterSink(kafka, options.dlqTopic, options.dlqCompression)
       await this.deadLetters.connect()
     }
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
@@ -246,6 +256,13 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       this.emit('rebalancing')
     })
     consumer.on(consumer.events.FETCH, () => this.idle.fetched(Date.now()))
+    // A batch of nothing but control records or aborted events never reaches eachBatch: kafkajs
+    // moves its position past them itself. Its offsets are committed here, after the earlier
+    // batches of the partition are durable, so the group's lag can reach 0.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({payload}) => {
+      if (payload.batchSize !== 0 || payload.firstOffset === null || this.failure || this.unreadableBatch) return
+      this.committer.add(payload.topic, payload.partition, (BigInt(payload.lastOffset) + 1n).toString(), Promise.resolve())
+    })
     consumer.on(consumer.events.CRASH, (event) => {
       const {error, restart} = event.payload as {error: Error; restart: boolean}
       if (restart) {
@@ -319,11 +336,22 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       const invalidInBatch: {count: number; byReason: Partial<Record<InvalidReason, number>>} = {count: 0, byReason: {}}
       const {maxMessages} = this.options
       let lastOffset: string | undefined
+      let unreadable: UnreadableBatchError | undefined
+      let complete = true
       // isStale() (a seek is pending) costs a JSON.stringify per call: ask once per batch.
       if (isStale()) return
       for (const message of batch.messages) {
-        if (!isRunning()) break
-        if (maxMessages !== undefined && this.stats.processed >= maxMessages) break
+        if (!isRunning() || (maxMessages !== undefined && this.stats.processed >= maxMessages)) {
+          complete = false
+          break
+        }
+        if (message.value !== null && message.value[0] === 0) {
+          const reason = undecodableReason(message.value)
+          if (reason !== undefined) {
+            unreadable = new UnreadableBatchError(batch.topic, batch.partition, message.offset, reason)
+            break
+          }
+        }
         const result = parseEvent(message.value)
         this.stats.processed++
         if (result.ok) {
@@ -343,7 +371,11 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
         }
         lastOffset = message.offset
       }
+      if (unreadable) this.unreadable(unreadable)
       if (lastOffset === undefined) return
+      // A batch read to its end is resolved to its last offset, which is past the control records
+      // (transaction markers) that end a transactional partition: the lag then reaches 0.
+      if (complete && !unreadable) lastOffset = batch.lastOffset()
       const now = Date.now()
       this.stats.firstMessageAt ??= now
       this.stats.lastMessageAt = now
@@ -411,6 +443,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     this.invalidLog.flush()
     // The lag once the last commits are in: what a restart of this group would read again.
     if (!this.failure && this.options.readLag !== false) await this.lag.refresh()
+    this.failure ??= this.unreadableBatch
     await this.lag.stop()
     await consumer.disconnect().catch((error: Error) => this.options.log(`disconnect: ${error.message}`))
     await this.deadLetters?.disconnect().catch(() => undefined)

@@ -1,5 +1,6 @@
-import type {IHeaders, Kafka, KafkaMessage, Message} from 'kafkajs'
+import type {CompressionTypes, IHeaders, Kafka, KafkaMessage, Message} from 'kafkajs'
 import {CheckedProducer} from '../kafka/checked-producer.js'
+import {type CompressionName, compressionType} from '../kafka/codecs.js'
 
 /** Headers of a dead letter: why and where the original message was refused. */
 export const DLQ_HEADER_PREFIX = 'ipc.error.'
@@ -10,11 +11,14 @@ export const DLQ_HEADER_PREFIX = 'ipc.error.'
  */
 export class DeadLetterSink {
   private readonly producer: CheckedProducer
+  private readonly compression: CompressionTypes
 
   constructor(
     kafka: Kafka,
     readonly topic: string,
+    compression: CompressionName = 'none',
   ) {
+    this.compression = compressionType(compression)
     this.producer = new CheckedProducer(kafka, {allowAutoTopicCreation: true, idempotent: false})
   }
 
@@ -23,7 +27,7 @@ export class DeadLetterSink {
   }
 
   async send(letters: Message[]): Promise<void> {
-    if (letters.length > 0) await this.producer.send({topic: this.topic, messages: letters, acks: -1})
+    if (letters.length > 0) await this.producer.send({topic: this.topic, messages: letters, acks: -1, compression: this.compression})
   }
 
   disconnect(): Promise<void> {

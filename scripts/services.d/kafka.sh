@@ -21,11 +21,12 @@ KAFKA_HEAP=${IPC_KAFKA_HEAP:-}
 
 java_major() { java -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p'; }
 
-# Java 17+ and Maven, from Debian when missing.
+# Java 17+ (with javac, for the tests' Java producer) and Maven, from Debian when missing.
 install_java_and_maven() {
   local missing=() major
   major=$(java_major 2>/dev/null || true)
   [ "${major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
   [ ${#missing[@]} -eq 0 ] && return 0
   apt_install "${missing[@]}"

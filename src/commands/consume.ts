@@ -181,6 +181,7 @@ export default class Consume extends IpcCommand {
       fromBeginning: flags['from-beginning'],
       sessionTimeoutMs: flags['session-timeout'],
       untilIdleMs: flags['until-idle'],
+      stallLimitMs: flags['max-retry-time'],
       maxMessages: flags['max-messages'],
       dlqTopic: flags['dlq-topic'],
       dlqCompression: flags['dlq-compression'],
@@ -301,6 +302,7 @@ function reportLine(report: ConsumeReport): string {
   const lag = report.lag === undefined ? 'unknown' : formatInt(report.lag)
   return (
     `Total devices: ${devices} | ${formatInt(report.eventsPerSecond)} events/s | processed ` +
-    `${formatInt(stats.processed)} | invalid ${formatInt(stats.invalid)} | lag ${lag}`
+    `${formatInt(stats.processed)} | invalid ${formatInt(stats.invalid)} | lag ${lag}` +
+    (report.stall ? ` | stalled: ${report.stall}` : '')
   )
 }

@@ -10,6 +10,7 @@ import {type CompressionName, UnreadableBatchError, undecodableReason} from '../
 import {settleWithin} from '../util/async.js'
 import {DeadLetterSink, deadLetter} from './dead-letter-sink.js'
 import {IdleTracker} from './idle-tracker.js'
+import {CatchUpWatch, describeStall, PartitionPositions, type StalledPartition} from './catch-up.js'
 import {OffsetCommitter} from './offset-committer.js'
 import {RateLimitedLog} from './rate-limited-log.js'
 import {
@@ -33,10 +34,13 @@ export interface ConsumeOptions {
   /** How long a member that stopped heartbeating (crashed) keeps its partitions. */
   sessionTimeoutMs?: number
   /**
-   * Stop cleanly once the consumer has been caught up for this long: joined, fetches answered,
-   * no message. Time without answered fetches (the broker unreachable) does not count.
+   * Stop cleanly once the consumer has been caught up for this long: joined, fetches answered, no
+   * message, and the group's lag read then shows nothing left to read on the partitions it holds.
+   * Silence with events left to read is a stall, not idleness.
    */
   untilIdleMs?: number
+  /** End the run (exit 3) when partitions with events left to read do not advance for this long. */
+  stallLimitMs?: number
   /** Stop cleanly after processing this many messages. */
   maxMessages?: number
   /** Invalid messages are produced here with the reason in headers, before their offsets are committed. */
@@ -87,6 +91,12 @@ export interface PipelineEvents {
   rebalancing: []
   /** With `untilIdleMs`: the consumer has been caught up for that long (true), or has work again (false). */
   idle: [idle: boolean]
+  /** A partition was read up to `nextOffset` (also past control records and aborted events). */
+  'read-to': [position: {partition: number; nextOffset: string}]
+  /** The Kafka client failed and restarts (a lost connection, a leader gone). */
+  'kafka-error': [message: string]
+  /** Partitions with events left to read that do not advance; empty when they move again. */
+  stalled: [partitions: StalledPartition[]]
 }
 
 /** The consumer stopped because of a fault it could not get past (the cause is attached). */
@@ -127,6 +137,10 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
   /** Writes have failed since the last successful one (the outage has been announced). */
   private backendFailing = false
   private held: boolean
+  /** How far each held partition has been read, for deciding caught-up and stalls. */
+  private readonly positions = new PartitionPositions()
+  /** `--until-idle` and stalls from the group's lag; without it (a pool's members) the pool decides. */
+  private readonly catchUp?: CatchUpWatch
 
   constructor(private readonly options: ConsumeOptions) {
     super()
@@ -151,6 +165,41 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       this.options.log(`commit of ${where} failed: ${error.message}`)
     })
     this.committer.on('durable-failed', (error, topic, partition) => this.fail(this.batchFailure(topic, partition, error)))
+    this.on('read-to', ({partition, nextOffset}) => this.positions.read(partition, BigInt(nextOffset)))
+    if (options.readLag !== false) {
+      const catchUp = new CatchUpWatch({
+        topic: options.topic,
+        lag: this.lag,
+        positions: this.positions,
+        untilIdleMs: options.untilIdleMs,
+        stallLimitMs: options.stallLimitMs,
+        silentFor: (ms) => this.idle.idleFor(ms, Date.now()),
+        busy: () => this.backendFailing,
+      })
+      catchUp.on('caught-up', () => {
+        this.emit('idle', true)
+        if (this.options.stopWhenIdle !== false) this.stop('idle')
+      })
+      catchUp.on('stalled', (partitions) => this.stalled(partitions))
+      catchUp.on('gave-up', (error) => this.fail(error))
+      this.on('kafka-error', (message) => catchUp.kafkaError(message))
+      this.catchUp = catchUp
+    }
+  }
+
+  private stalled(partitions: StalledPartition[]): void {
+    const {log, topic} = this.options
+    if (partitions.length > 0) {
+      const unread = partitions.reduce((sum, partition) => sum + partition.unread, 0)
+      const reason = this.catchUp?.reason
+      log(`kafka: ${describeStall(topic, partitions)} with ${unread} events unread${reason ? ` (last Kafka error: ${reason})` : ''}; still trying`)
+    } else log(`kafka: every partition is advancing again`)
+    this.emit('stalled', partitions)
+  }
+
+  /** The stall in words for the report line and readiness, when partitions do not advance. */
+  get stall(): string | undefined {
+    return this.catchUp?.stallDescription
   }
 
   /** Logs a failed backend write attempt, and once per outage what the consumer does meanwhile. */
@@ -185,6 +234,8 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     if (!this.backendConnected) return {ready: false, reason: `not connected to ${this.options.backend.name} yet`}
     if (!this.member) return {ready: false, reason: `not a member of group ${this.options.groupId} (joining or rebalancing)`}
     if (this.backendFailing) return {ready: false, reason: `${this.options.backend.name} writes are failing`}
+    const {stall} = this
+    if (stall) return {ready: false, reason: stall}
     return {ready: true}
   }
 
@@ -247,6 +298,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       this.idle.joined(this.stats.joinedAt)
       this.member = true
       const {memberId, isLeader, memberAssignment} = event.payload
+      this.positions.hold(memberAssignment[topic] ?? [])
       const partitions = Object.values(memberAssignment).reduce((sum, assigned) => sum + assigned.length, 0)
       this.emit('group-joined', {memberId, leader: isLeader, partitions})
     })
@@ -261,7 +313,9 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     // batches of the partition are durable, so the group's lag can reach 0.
     consumer.on(consumer.events.END_BATCH_PROCESS, ({payload}) => {
       if (payload.batchSize !== 0 || payload.firstOffset === null || this.failure || this.unreadableBatch) return
-      this.committer.add(payload.topic, payload.partition, (BigInt(payload.lastOffset) + 1n).toString(), Promise.resolve())
+      const nextOffset = (BigInt(payload.lastOffset) + 1n).toString()
+      this.committer.add(payload.topic, payload.partition, nextOffset, Promise.resolve())
+      this.emit('read-to', {partition: payload.partition, nextOffset})
     })
     consumer.on(consumer.events.CRASH, (event) => {
       const {error, restart} = event.payload as {error: Error; restart: boolean}
@@ -271,6 +325,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
         this.idle.leftGeneration()
         this.member = false
         options.log(`consumer restarting after error: ${error.message}`)
+        this.emit('kafka-error', error.message)
       } else this.fail(new ConsumeError(`consumer crashed: ${error.message}`, {cause: error}))
     })
 
@@ -287,11 +342,13 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       })
       timers.push(...this.startTimers())
       if (options.readLag !== false) this.lag.start(options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
+      this.catchUp?.start()
       await this.stopSignal
     } catch (error) {
       this.fail(error instanceof Error ? error : new Error(String(error)))
     } finally {
       for (const timer of timers) clearInterval(timer)
+      this.catchUp?.stop()
     }
     return this.shutDown(consumer)
   }
@@ -299,7 +356,8 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
   private startTimers(): NodeJS.Timeout[] {
     const timers: NodeJS.Timeout[] = []
     const {untilIdleMs, reportIntervalMs, onReport} = this.options
-    if (untilIdleMs !== undefined) {
+    // Without the group's lag (a pool's member), silence is reported and the pool checks the lag.
+    if (untilIdleMs !== undefined && !this.catchUp) {
       let wasIdle = false
       timers.push(
         setInterval(
@@ -312,7 +370,11 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
         ),
       )
     }
-    const reports = startReports({stats: this.stats, backend: this.options.backend, lag: () => this.lag.total}, reportIntervalMs, onReport)
+    const reports = startReports(
+      {stats: this.stats, backend: this.options.backend, lag: () => this.lag.total, stall: () => this.stall},
+      reportIntervalMs,
+      onReport,
+    )
     if (reports) timers.push(reports)
     return timers
   }
@@ -394,7 +456,9 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       })
       const receipt = await this.options.backend.add(events)
       resolveOffset(lastOffset)
-      this.committer.add(batch.topic, batch.partition, (BigInt(lastOffset) + 1n).toString(), receipt.durable)
+      const nextOffset = (BigInt(lastOffset) + 1n).toString()
+      this.committer.add(batch.topic, batch.partition, nextOffset, receipt.durable)
+      this.emit('read-to', {partition: batch.partition, nextOffset})
       if (maxMessages !== undefined && this.stats.processed >= maxMessages) this.stop('max-messages')
     } catch (error) {
       this.fail(this.batchFailure(batch.topic, batch.partition, error))

@@ -24,6 +24,8 @@ export interface ConsumeReport {
   countError?: string
   /** The group's lag on the topic, summed over its partitions, as last read; undefined before the first read. */
   lag?: number
+  /** Partitions with events left to read that do not advance, in words; undefined when none. */
+  stall?: string
   eventsPerSecond: number
   stats: ConsumeStats
 }
@@ -68,6 +70,8 @@ export interface ReportSource {
   backend: Pick<CountBackend, 'count'>
   /** The group's lag as last read. */
   lag: () => number | undefined
+  /** Partitions with events left to read that do not advance, in words. */
+  stall?: () => string | undefined
 }
 
 /** Calls `onReport` every `intervalMs` with the count, the lag and the rate since the last report; undefined when off. */
@@ -81,7 +85,7 @@ export function startReports(source: ReportSource, intervalMs: number, onReport?
     const eventsPerSecond = ((stats.processed - lastProcessed) * 1000) / Math.max(1, now - lastAt)
     lastProcessed = stats.processed
     lastAt = now
-    onReport({...(await countDevices(source.backend)), lag: source.lag(), eventsPerSecond, stats})
+    onReport({...(await countDevices(source.backend)), lag: source.lag(), stall: source.stall?.(), eventsPerSecond, stats})
   }, intervalMs)
 }
 

@@ -40,7 +40,7 @@ export type PoolMessage = {type: 'stop'; reason: StopReason} | {type: 'release'}
 
 const STATUS_INTERVAL_MS = 250
 
-const PIPELINE_EVENTS: ReadonlyArray<keyof PipelineEvents> = ['batch-processed', 'committed', 'group-joined', 'rebalancing', 'idle']
+const PIPELINE_EVENTS: ReadonlyArray<keyof PipelineEvents> = ['batch-processed', 'committed', 'group-joined', 'rebalancing', 'idle', 'read-to', 'kafka-error']
 const BACKEND_EVENTS: ReadonlyArray<keyof BackendEvents> = ['write-failed', 'write-recovered', 'written', 'write-gave-up']
 
 function post(message: WorkerMessage): void {

@@ -1,11 +1,12 @@
 import {EventEmitter} from 'node:events'
 import {Worker} from 'node:worker_threads'
 import type {BackendEvents, CountBackend} from '../backends/backend.js'
-import {EXIT_FAILURE} from '../cli/exit-codes.js'
+import {EXIT_FAILURE, EXIT_UNAVAILABLE} from '../cli/exit-codes.js'
 import {INVALID_REASONS, type InvalidReason} from '../events/event.js'
 import type {Kafka} from '../kafka/client.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import type {MetricsBackend} from '../metrics/consumer-metrics.js'
+import {CatchUpWatch, describeStall, PartitionPositions, type StalledPartition} from './catch-up.js'
 import {ConsumeError, DEFAULT_LAG_INTERVAL_MS, type PipelineEvents} from './consume-pipeline.js'
 import {
   type ConsumeReport,
@@ -55,7 +56,10 @@ interface Member {
   /** Partitions held since its last join; 0 while rebalancing. */
   partitions: number
   joined: boolean
+  /** Silent for `--until-idle` (the pool checks the group's lag before stopping). */
   idle: boolean
+  /** Its backend's writes are failing. */
+  backendFailing: boolean
   summary?: ConsumeSummary
   exited: Promise<void>
 }
@@ -87,6 +91,9 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
   private released = false
   private metadataAdmin?: ReturnType<Kafka['admin']>
   private releaseTimer?: NodeJS.Timeout
+  /** How far the members have read each partition; the pool holds them all. */
+  private readonly positions = new PartitionPositions()
+  private readonly catchUp: CatchUpWatch
 
   constructor(private readonly options: ConsumerPoolOptions) {
     super()
@@ -104,6 +111,38 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
       for (const {partition, offset} of offsets) this.stats.committed[partition] = offset
     })
     this.backendEvents.on('write-failed', () => this.stats.backendErrors++)
+    this.on('read-to', ({partition, nextOffset}) => this.positions.read(partition, BigInt(nextOffset)))
+    this.catchUp = new CatchUpWatch({
+      topic,
+      lag: this.lag,
+      positions: this.positions,
+      untilIdleMs: options.worker.pipeline.untilIdleMs,
+      stallLimitMs: options.worker.pipeline.stallLimitMs,
+      silentFor: () => this.released && this.members.every((member) => member.idle),
+      busy: () => this.members.some((member) => member.backendFailing),
+    })
+    this.catchUp.on('caught-up', () => this.stop('idle'))
+    this.catchUp.on('stalled', (partitions) => this.stalled(partitions))
+    this.catchUp.on('gave-up', (error) => {
+      this.failure ??= new ConsumerPoolError(error.message, EXIT_UNAVAILABLE, false)
+      this.stop('error')
+    })
+    this.on('kafka-error', (message) => this.catchUp.kafkaError(message))
+  }
+
+  private stalled(partitions: StalledPartition[]): void {
+    const {topic} = this.options.worker.pipeline
+    if (partitions.length > 0) {
+      const unread = partitions.reduce((sum, partition) => sum + partition.unread, 0)
+      const reason = this.catchUp.reason
+      this.options.log(`kafka: ${describeStall(topic, partitions)} with ${unread} events unread${reason ? ` (last Kafka error: ${reason})` : ''}; still trying`)
+    } else this.options.log('kafka: every partition is advancing again')
+    this.emit('stalled', partitions)
+  }
+
+  /** The stall in words, when partitions with events left to read do not advance. */
+  get stall(): string | undefined {
+    return this.catchUp.stallDescription
   }
 
   get stopping(): boolean {
@@ -114,6 +153,8 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     if (this.stopping) return {ready: false, reason: 'stopping'}
     const notReady = this.members.find((member) => !member.ready.ready)
     if (notReady && !notReady.ready.ready) return {ready: false, reason: `worker ${notReady.index}: ${notReady.ready.reason}`}
+    const {stall} = this
+    if (stall) return {ready: false, reason: stall}
     return {ready: true}
   }
 
@@ -136,12 +177,17 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     })
     // A member that never gets its share (a group that keeps rebalancing) must not hold the others for ever.
     this.releaseTimer = setTimeout(() => this.release(), RELEASE_AFTER_MS)
-    const report = startReports({stats: this.stats, backend: options.countBackend, lag: () => this.lag.total}, options.reportIntervalMs, options.onReport)
+    const report = startReports(
+      {stats: this.stats, backend: options.countBackend, lag: () => this.lag.total, stall: () => this.stall},
+      options.reportIntervalMs,
+      options.onReport,
+    )
     try {
       await Promise.all(this.members.map((member) => member.exited))
     } finally {
       clearInterval(report)
       clearTimeout(this.releaseTimer)
+      this.catchUp.stop()
       // Still retrying when the members could not reach the broker either.
       await this.metadataAdmin?.disconnect().catch(() => undefined)
     }
@@ -164,6 +210,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
       partitions: 0,
       joined: false,
       idle: false,
+      backendFailing: false,
       exited: Promise.resolve(),
     }
     member.exited = new Promise<void>((resolve) => {
@@ -192,6 +239,8 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
         break
       }
       case 'backend': {
+        if (message.name === 'write-failed') member.backendFailing = true
+        if (message.name === 'write-recovered') member.backendFailing = false
         ;(this.backendEvents.emit as (name: string, ...args: unknown[]) => boolean)(message.name, ...message.args)
         break
       }
@@ -254,6 +303,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     this.stats.joinedAt = Date.now()
     for (const member of this.members) member.worker.postMessage({type: 'release'} satisfies PoolMessage)
     this.lag.start(this.options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
+    this.catchUp.start()
   }
 
   private async readPartitionCount(): Promise<number | undefined> {
@@ -279,7 +329,6 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
 
   private memberIdle(member: Member, idle: boolean): void {
     member.idle = idle
-    if (this.released && this.members.every((each) => each.idle)) this.stop('idle')
   }
 
   private countBatch(batch: PipelineEvents['batch-processed'][0]): void {

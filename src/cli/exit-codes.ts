@@ -2,6 +2,7 @@ import kafkajs from 'kafkajs'
 import {BackendError} from '../backends/backend.js'
 import {KafkaAuthenticationError, KafkaUnreachableError} from '../kafka/client.js'
 import {UnreadableBatchError} from '../kafka/codecs.js'
+import {KafkaStallError} from '../pipeline/catch-up.js'
 import {TopicNotFoundError} from '../kafka/topics.js'
 import {errorChain} from '../util/errors.js'
 
@@ -33,6 +34,7 @@ const UNAVAILABLE: readonly ErrorClass[] = [
   KafkaUnreachableError,
   KafkaAuthenticationError,
   TopicNotFoundError,
+  KafkaStallError,
   KafkaJSConnectionError,
   KafkaJSNonRetriableError,
   KafkaJSBrokerNotFound,

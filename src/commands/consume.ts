@@ -90,7 +90,11 @@ export default class Consume extends IpcCommand {
     }),
     'flush-interval': durationFlag({description: 'clickhouse: insert buffered events at least this often, even when no new events arrive.', default: 30_000}),
     'report-interval': durationFlag({description: 'How often to print "Total devices: N".', default: 30_000}),
-    'until-idle': durationFlag({description: 'Stop cleanly when no event has arrived for this long (one-shot runs).'}),
+    'until-idle': durationFlag({
+      description:
+        "Stop cleanly once caught up for this long: no event arrived and the group's lag shows nothing left to read on " +
+        'the partitions held (one-shot runs). Silence with events left to read is a stall, not idleness.',
+    }),
     'max-messages': Flags.integer({description: 'Stop cleanly after processing this many messages.', min: 1}),
     'dlq-topic': Flags.string({
       description: 'Produce invalid messages to this topic (original key, value and headers plus ipc.error.* headers).',

@@ -12,21 +12,9 @@ export interface PartitionLag {
   lag: number
 }
 
-/** The lag could not be read; `withoutLeader` names the partitions that had no leader then, when the metadata said. */
-export class LagReadError extends Error {
-  override name = 'LagReadError'
-  constructor(
-    message: string,
-    readonly withoutLeader: readonly number[],
-    options?: ErrorOptions,
-  ) {
-    super(message, options)
-  }
-}
-
 export interface LagMonitorEvents {
   lag: [partitions: PartitionLag[]]
-  'lag-failed': [error: LagReadError]
+  'lag-failed': [error: Error]
 }
 
 export interface LagMonitorOptions {
@@ -101,22 +89,8 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
       this.emit('lag', lag)
       return lag
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
-      this.emit('lag-failed', new LagReadError(message, await this.partitionsWithoutLeader(), {cause: error}))
+      this.emit('lag-failed', error instanceof Error ? error : new Error(String(error)))
       return undefined
-    }
-  }
-
-  /** Partitions of the topic without a leader (all replicas down or out of sync), as the metadata says; empty when it cannot say. */
-  private async partitionsWithoutLeader(): Promise<number[]> {
-    try {
-      const {topics} = (await this.admin?.fetchTopicMetadata({topics: [this.options.topic]})) ?? {topics: []}
-      return (topics[0]?.partitions ?? [])
-        .filter((partition) => partition.leader < 0 || partition.partitionErrorCode !== 0)
-        .map((partition) => partition.partitionId)
-        .sort((a, b) => a - b)
-    } catch {
-      return []
     }
   }
 }

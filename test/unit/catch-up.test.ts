@@ -123,6 +123,10 @@ describe('CatchUpWatch', () => {
     ])
     await until('given up', () => events.some((event) => event.startsWith('gave-up')), 6000)
     expect(events).to.include('stalled 3')
+    // What the report line and /readyz say meanwhile.
+    expect(watch!.stallDescription).to.match(
+      /^partition events\[3\] not advancing for [\d.]+m?s \(last Kafka error: Connection error: connect ECONNREFUSED 127\.0\.0\.1:19193\)$/,
+    )
     const gaveUp = events.find((event) => event.startsWith('gave-up'))!
     expect(gaveUp).to.match(/--max-retry-time 600ms: partition events\[3\] not advancing for/)
     expect(gaveUp).to.contain('800 events unread; last Kafka error: Connection error: connect ECONNREFUSED 127.0.0.1:19193')

@@ -142,6 +142,17 @@ export class BackendError extends Error {
 }
 
 /**
+ * The backend's writer retried a write after failures and then gave up (`--max-retry-time` ran
+ * out, or the failure turned permanent): raised where it happens, so callers need not infer it.
+ */
+export class BackendGaveUpError extends BackendError {
+  override name = 'BackendGaveUpError'
+  constructor(failure: BackendError) {
+    super(failure.message, failure.backend, failure.location, {cause: failure.cause, retriable: failure.retriable})
+  }
+}
+
+/**
  * Removes the password (and user name) from a URL so it can appear in messages and logs.
  * A string that is not a valid URL is returned with anything between `//` and `@` cut out.
  */

@@ -1,6 +1,6 @@
 import {EventEmitter} from 'node:events'
 import type {AddReceipt, BackendError, BackendEvents, RetryPolicy} from './backend.js'
-import {retryWithBackoff} from './backend.js'
+import {BackendGaveUpError, retryWithBackoff} from './backend.js'
 
 /** What a backend collects for one write: it counts the items appended (what `batchSize` limits). */
 export interface WriteBatch<T> {
@@ -202,7 +202,9 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
       this.emit('written', batch.size, performance.now() - attemptStarted)
       pending.resolve()
     } catch (error) {
-      this.failed = failure(`${describe(batch)} (gave up)`, error)
+      const given = failure(`${describe(batch)} (gave up)`, error)
+      // After failed attempts it gave up on retrying; a first failure that retrying cannot fix is the failure itself.
+      this.failed = this.failingSince === undefined ? given : new BackendGaveUpError(given)
       this.emit('write-gave-up', this.failed)
       pending.reject(this.failed)
       clearTimeout(this.filling.timer)

@@ -1,12 +1,13 @@
 import {Flags} from '@oclif/core'
 import {IpcCommand} from '../cli/base-command.js'
-import {BackendError, type CountBackend} from '../backends/backend.js'
+import {BackendGaveUpError, type CountBackend} from '../backends/backend.js'
 import {createBackend} from '../backends/registry.js'
 import {backendOptionsFromFlags, backendScalingFlags, backendWriteFlags} from '../cli/backend-flags.js'
 import {ConsumePipeline, type ConsumeReport, type ConsumeSummary} from '../pipeline/consume-pipeline.js'
 import {ConsumerPool, ConsumerPoolError} from '../pipeline/consumer-pool.js'
 import type {BackendOptions} from '../backends/registry.js'
 import {formatDuration} from '../util/duration.js'
+import {errorChain} from '../util/errors.js'
 import {EXIT_FAILURE, EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, compressionFlag, durationFlag, kafkaFlags} from '../cli/flags.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
@@ -242,12 +243,9 @@ export default class Consume extends IpcCommand {
     } catch (error) {
       progress.clear()
       const maxRetryTime = flags['max-retry-time']
-      // Failed attempts were reported before the backend error that ended the run: it gave up retrying.
       const gaveUp =
         maxRetryTime !== undefined &&
-        (error instanceof ConsumerPoolError
-          ? error.backendGaveUp
-          : running.stats.backendErrors > 0 && error instanceof Error && error.cause instanceof BackendError)
+        (error instanceof ConsumerPoolError ? error.backendGaveUp : errorChain(error).some((cause) => cause instanceof BackendGaveUpError))
       const prefix = gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''
       if (error instanceof ConsumerPoolError) this.failWith(error, {prefix, exitCode: error.exitCode})
       this.failWith(explainKafkaFailure(kafka, kafkaSettings.brokers, error), {prefix})

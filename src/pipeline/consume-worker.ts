@@ -5,11 +5,11 @@
  * failure) and stops cleanly when the pool asks.
  */
 import {parentPort, workerData} from 'node:worker_threads'
-import {BackendError, type BackendEvents, type CountBackend} from '../backends/backend.js'
+import {BackendGaveUpError, type BackendEvents, type CountBackend} from '../backends/backend.js'
 import {type BackendOptions, createBackend} from '../backends/registry.js'
 import {exitCodeFor} from '../cli/exit-codes.js'
 import {createKafka, explainKafkaFailure, type Kafka, type KafkaSettings} from '../kafka/client.js'
-import {errorLine} from '../util/errors.js'
+import {errorChain, errorLine} from '../util/errors.js'
 import {type ConsumeOptions, ConsumePipeline, type ConsumeSummary, type PipelineEvents, type StopReason} from './consume-pipeline.js'
 
 /** What a worker is started with (structured-cloned: no functions). */
@@ -77,7 +77,7 @@ async function runWorker(data: ConsumeWorkerData): Promise<void> {
     }
   } catch (error) {
     const explained = explainKafkaFailure(kafka, data.kafka.brokers, error)
-    const backendGaveUp = (pipeline?.stats.backendErrors ?? 0) > 0 && error instanceof Error && error.cause instanceof BackendError
+    const backendGaveUp = errorChain(error).some((cause) => cause instanceof BackendGaveUpError)
     post({type: 'failed', failure: {line: errorLine(explained), exitCode: exitCodeFor(explained), backendGaveUp}})
   } finally {
     parentPort?.close()

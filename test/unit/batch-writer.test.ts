@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {BackendError} from '../../src/backends/backend.js'
+import {BackendError, BackendGaveUpError} from '../../src/backends/backend.js'
 import {BatchWriter, type BatchWriterOptions, type WriteBatch} from '../../src/backends/batch-writer.js'
 import {until} from '../support/wait.js'
 
@@ -156,7 +156,7 @@ describe('BatchWriter', () => {
     const inFlight = await batches.add([1])
     const buffered = await batches.add([2])
     const failure = await inFlight.durable.catch((error: unknown) => error)
-    expect(failure).to.be.instanceOf(BackendError).with.property('message').that.includes('writing 1 items (gave up): connection refused')
+    expect(failure).to.be.instanceOf(BackendGaveUpError).with.property('message').that.includes('writing 1 items (gave up): connection refused')
     expect(await buffered.durable.catch((error: unknown) => error)).to.equal(failure)
     expect(await batches.add([3]).catch((error: unknown) => error)).to.equal(failure)
     expect(await batches.flush().catch((error: unknown) => error)).to.equal(failure)
@@ -174,6 +174,8 @@ describe('BatchWriter', () => {
     expect(sink.started).to.have.length(1)
     expect(gaveUp.map((error) => error.message)).to.have.lengthOf(1)
     expect(gaveUp[0].message).to.include('(gave up): wrong type')
+    // Nothing was retried: the failure itself, not a give-up after retries.
+    expect(gaveUp[0]).to.be.instanceOf(BackendError).and.not.be.instanceOf(BackendGaveUpError)
   })
 
   it('reports each write with its items and duration, and counts the items not yet written', async () => {

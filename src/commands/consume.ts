@@ -139,7 +139,8 @@ export default class Consume extends IpcCommand {
     'max-retry-time': durationFlag({
       description:
         'Give up (exit code 3, offsets of unwritten events uncommitted) when the backend has failed every ' +
-        'write for this long. Default: retry until it is back.',
+        'write for this long, or Kafka partitions with events left to read have not advanced for this long. ' +
+        'Default: retry until they are back.',
       env: 'IPC_MAX_RETRY_TIME',
     }),
     'kafka-log-level': Flags.string({

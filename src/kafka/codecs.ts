@@ -1,9 +1,6 @@
 import {promisify} from 'node:util'
 import {gunzipSync, gzip} from 'node:zlib'
-import {compress as zstdCompress, decompress as zstdDecompress} from '@mongodb-js/zstd'
-import {compressFrameSync as lz4CompressFrame, decompressFrameSync as lz4DecompressFrame} from 'lz4-napi'
 import kafkajs from 'kafkajs'
-import {compressSync as snappyCompress, uncompressSync as snappyUncompress} from 'snappy'
 
 /**
  * The compression codecs Kafka defines (the record batch attribute's low three bits), registered
@@ -58,6 +55,18 @@ const gzipAsync = promisify(gzip)
  */
 const GUNZIP_OPTIONS = {chunkSize: 256 * 1024}
 
+/** A module loaded on its first use, once. */
+function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | undefined
+  return () => (loaded ??= load())
+}
+
+// The native libraries load with the first batch of their codec: together they cost about 35 ms of
+// CPU, which every command importing the Kafka client (or the exit codes) would pay at start-up.
+const snappyLibrary = onFirstUse(() => import('snappy'))
+const lz4Library = onFirstUse(() => import('lz4-napi'))
+const zstdLibrary = onFirstUse(() => import('@mongodb-js/zstd'))
+
 /** xerial snappy-java's stream header: magic, then format version 1 and minimum compatible version 1. */
 const XERIAL_MAGIC = Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00])
 const XERIAL_HEADER_LENGTH = 16
@@ -74,7 +83,8 @@ export class CompressedDataError extends Error {
 }
 
 /** snappy: xerial-framed (Java client) or raw (librdkafka). */
-export function snappyDecode(buffer: Buffer): Buffer {
+export async function snappyDecode(buffer: Buffer): Promise<Buffer> {
+  const {uncompressSync: snappyUncompress} = await snappyLibrary()
   if (!isXerialFramed(buffer)) return snappyUncompress(buffer) as Buffer
   const blocks: Buffer[] = []
   let position = XERIAL_HEADER_LENGTH
@@ -90,7 +100,8 @@ export function snappyDecode(buffer: Buffer): Buffer {
 }
 
 /** snappy in xerial's framing, as the Java client writes it. */
-export function snappyEncode(buffer: Buffer): Buffer {
+export async function snappyEncode(buffer: Buffer): Promise<Buffer> {
+  const {compressSync: snappyCompress} = await snappyLibrary()
   const header = Buffer.alloc(XERIAL_HEADER_LENGTH)
   XERIAL_MAGIC.copy(header)
   header.writeInt32BE(1, 8)
@@ -107,9 +118,15 @@ export function snappyEncode(buffer: Buffer): Buffer {
 
 const CODECS: Record<Exclude<CompressionName, 'none'>, Codec> = {
   gzip: {compress: (encoder) => gzipAsync(encoder.buffer), decompress: async (buffer) => gunzipSync(buffer, GUNZIP_OPTIONS)},
-  snappy: {compress: async (encoder) => snappyEncode(encoder.buffer), decompress: async (buffer) => snappyDecode(buffer)},
-  lz4: {compress: async (encoder) => lz4CompressFrame(encoder.buffer), decompress: async (buffer) => lz4DecompressFrame(buffer)},
-  zstd: {compress: (encoder) => zstdCompress(encoder.buffer, 3), decompress: (buffer) => zstdDecompress(buffer)},
+  snappy: {compress: (encoder) => snappyEncode(encoder.buffer), decompress: (buffer) => snappyDecode(buffer)},
+  lz4: {
+    compress: async (encoder) => (await lz4Library()).compressFrameSync(encoder.buffer),
+    decompress: async (buffer) => (await lz4Library()).decompressFrameSync(buffer),
+  },
+  zstd: {
+    compress: async (encoder) => (await zstdLibrary()).compress(encoder.buffer, 3),
+    decompress: async (buffer) => (await zstdLibrary()).decompress(buffer),
+  },
 }
 
 /**

@@ -159,17 +159,13 @@ export class CatchUpWatch extends EventEmitter<CatchUpEvents> {
     })
   }
 
-  get stalledPartitions(): readonly StalledPartition[] {
-    return this.current
-  }
-
   /**
    * The stall in words, for the report line and the readiness probe: partitions behind that do not
    * move, or a lag that has not been readable for a while with nothing arriving; undefined otherwise.
    */
   get stallDescription(): string | undefined {
     const {topic, positions, stallAfterMs = DEFAULT_STALL_AFTER_MS} = this.options
-    if (this.current.length > 0) return `${describeStall(topic, this.current)}${this.lastError ? ` (last Kafka error: ${this.lastError})` : ''}`
+    if (this.current.length > 0) return `${describeStall(topic, this.current)}${this.lastErrorNote()}`
     const now = Date.now()
     if (this.lagFailingSince === undefined || now - this.lagFailingSince < stallAfterMs || now - positions.lastProgressAt < stallAfterMs) return undefined
     return `lag of ${topic} unknown and no event for ${formatDuration(now - this.lagFailingSince)} (${this.lastError})`
@@ -180,8 +176,15 @@ export class CatchUpWatch extends EventEmitter<CatchUpEvents> {
     this.lastError = message
   }
 
-  get reason(): string | undefined {
-    return this.lastError
+  /** The log line for a `stalled` event: the partitions and their unread events, or that all move again. */
+  stallLine(partitions: readonly StalledPartition[]): string {
+    if (partitions.length === 0) return 'kafka: every partition is advancing again'
+    const unread = partitions.reduce((sum, partition) => sum + partition.unread, 0)
+    return `kafka: ${describeStall(this.options.topic, partitions)} with ${unread} events unread${this.lastErrorNote()}; still trying`
+  }
+
+  private lastErrorNote(): string {
+    return this.lastError ? ` (last Kafka error: ${this.lastError})` : ''
   }
 
   start(): void {

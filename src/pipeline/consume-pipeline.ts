@@ -11,7 +11,7 @@ import {settleWithin} from '../util/async.js'
 import {type BatchStep, readBatch} from './batch-step.js'
 import {DeadLetterSink} from './dead-letter-sink.js'
 import {IdleTracker} from './idle-tracker.js'
-import {CatchUpWatch, describeStall, PartitionPositions, type StalledPartition} from './catch-up.js'
+import {CatchUpWatch, PartitionPositions, type StalledPartition} from './catch-up.js'
 import {OffsetCommitter} from './offset-committer.js'
 import {RateLimitedLog} from './rate-limited-log.js'
 import {
@@ -181,21 +181,14 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
         this.emit('idle', true)
         if (this.options.stopWhenIdle !== false) this.stop('idle')
       })
-      catchUp.on('stalled', (partitions) => this.stalled(partitions))
+      catchUp.on('stalled', (partitions) => {
+        this.options.log(catchUp.stallLine(partitions))
+        this.emit('stalled', partitions)
+      })
       catchUp.on('gave-up', (error) => this.fail(error))
       this.on('kafka-error', (message) => catchUp.kafkaError(message))
       this.catchUp = catchUp
     }
-  }
-
-  private stalled(partitions: StalledPartition[]): void {
-    const {log, topic} = this.options
-    if (partitions.length > 0) {
-      const unread = partitions.reduce((sum, partition) => sum + partition.unread, 0)
-      const reason = this.catchUp?.reason
-      log(`kafka: ${describeStall(topic, partitions)} with ${unread} events unread${reason ? ` (last Kafka error: ${reason})` : ''}; still trying`)
-    } else log(`kafka: every partition is advancing again`)
-    this.emit('stalled', partitions)
   }
 
   /** The stall in words for the report line and readiness, when partitions do not advance. */

@@ -6,7 +6,7 @@ import {INVALID_REASONS, type InvalidReason} from '../events/event.js'
 import type {Kafka} from '../kafka/client.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import type {MetricsBackend} from '../metrics/consumer-metrics.js'
-import {CatchUpWatch, describeStall, PartitionPositions, type StalledPartition} from './catch-up.js'
+import {CatchUpWatch, PartitionPositions} from './catch-up.js'
 import {ConsumeError, DEFAULT_LAG_INTERVAL_MS, type PipelineEvents} from './consume-pipeline.js'
 import {
   type ConsumeReport,
@@ -122,22 +122,15 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
       busy: () => this.members.some((member) => member.backendFailing),
     })
     this.catchUp.on('caught-up', () => this.stop('idle'))
-    this.catchUp.on('stalled', (partitions) => this.stalled(partitions))
+    this.catchUp.on('stalled', (partitions) => {
+      this.options.log(this.catchUp.stallLine(partitions))
+      this.emit('stalled', partitions)
+    })
     this.catchUp.on('gave-up', (error) => {
       this.failure ??= new ConsumerPoolError(error.message, EXIT_UNAVAILABLE, false)
       this.stop('error')
     })
     this.on('kafka-error', (message) => this.catchUp.kafkaError(message))
-  }
-
-  private stalled(partitions: StalledPartition[]): void {
-    const {topic} = this.options.worker.pipeline
-    if (partitions.length > 0) {
-      const unread = partitions.reduce((sum, partition) => sum + partition.unread, 0)
-      const reason = this.catchUp.reason
-      this.options.log(`kafka: ${describeStall(topic, partitions)} with ${unread} events unread${reason ? ` (last Kafka error: ${reason})` : ''}; still trying`)
-    } else this.options.log('kafka: every partition is advancing again')
-    this.emit('stalled', partitions)
   }
 
   /** The stall in words, when partitions with events left to read do not advance. */

@@ -123,6 +123,10 @@ describe('CatchUpWatch', () => {
     ])
     await until('given up', () => events.some((event) => event.startsWith('gave-up')), 6000)
     expect(events).to.include('stalled 3')
+    expect(watch!.stallLine([{partition: 3, unread: 800, forMs: 12_000}])).to.equal(
+      'kafka: partition events[3] not advancing for 12.0s with 800 events unread (last Kafka error: Connection error: connect ECONNREFUSED 127.0.0.1:19193); still trying',
+    )
+    expect(watch!.stallLine([])).to.equal('kafka: every partition is advancing again')
     // What the report line and /readyz say meanwhile.
     expect(watch!.stallDescription).to.match(
       /^partition events\[3\] not advancing for [\d.]+m?s \(last Kafka error: Connection error: connect ECONNREFUSED 127\.0\.0\.1:19193\)$/,

@@ -139,6 +139,11 @@ const ROUTINE_ERRORS = new RegExp(
   ].join('|'),
 )
 
+/** Whether a kafkajs log entry's error is one of the routine, retried states that the default log level leaves out. */
+export function isRoutineKafkaError(error: string): boolean {
+  return ROUTINE_ERRORS.test(error)
+}
+
 /**
  * A kafkajs client whose log is held back until a broker has answered one of its consumers,
  * producers or admins. Until then every client error is a failure to reach the cluster, which the command
@@ -166,7 +171,7 @@ export function createKafka(settings: KafkaSettings): Kafka {
     logLevel: level,
     logCreator: () => (entry: LogEntry) => {
       const {message, error} = entry.log as {message: string; error?: string}
-      if (level < KafkaLogLevel.INFO && error && ROUTINE_ERRORS.test(error)) return
+      if (level < KafkaLogLevel.INFO && error && isRoutineKafkaError(error)) return
       const line = `kafka ${entry.label.toLowerCase()}: ${message}${error ? ` (${error})` : ''}`
       if (held) held.push(line)
       else log(line)

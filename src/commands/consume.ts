@@ -181,31 +181,32 @@ export default class Consume extends IpcCommand {
     } catch (error) {
       this.failWith(error, {exitCode: EXIT_USAGE})
     }
-    const pipelineOptions = {
+    const member = {
       topic: flags.topic,
       groupId: flags.group,
       fromBeginning: flags['from-beginning'],
       sessionTimeoutMs: flags['session-timeout'],
-      untilIdleMs: flags['until-idle'],
-      stallLimitMs: flags['max-retry-time'],
       maxMessages: flags['max-messages'],
       dlqTopic: flags['dlq-topic'],
       dlqCompression: flags['dlq-compression'],
-      reportIntervalMs: flags['report-interval'],
     }
     const onReport = (report: ConsumeReport) => {
       progress.clear()
       this.log(reportLine(report))
     }
+    const untilIdleMs = flags['until-idle']
+    const stallLimitMs = flags['max-retry-time']
+    const reportIntervalMs = flags['report-interval']
     const running =
       flags.workers === 1
-        ? new ConsumePipeline({...pipelineOptions, kafka, backend, onReport, log: warn})
+        ? new ConsumePipeline({...member, kafka, backend, untilIdleMs, stallLimitMs, reportIntervalMs, onReport, log: warn})
         : new ConsumerPool({
             workers: flags.workers,
-            worker: {kafka: kafkaSettings, backendName: flags.backend, backendOptions, pipeline: pipelineOptions},
+            worker: {kafka: kafkaSettings, backendName: flags.backend, backendOptions, member, untilIdleMs},
             kafka,
             countBackend: backend,
-            reportIntervalMs: flags['report-interval'],
+            stallLimitMs,
+            reportIntervalMs,
             onReport,
             log: warn,
           })

@@ -105,3 +105,36 @@ export function summarise(stats: ConsumeStats, reason: StopReason, counted: Coun
     steadyEventsPerSecond: activeMs > 0 ? (stats.processed * 1000) / activeMs : 0,
   }
 }
+
+/** Several members' stats as one consumer's: counts added, committed offsets merged, the first and last message over all. */
+export function addUpStats(each: readonly ConsumeStats[]): ConsumeStats {
+  const stats: ConsumeStats = {
+    ...emptyConsumeStats(),
+    processed: sum(each, (one) => one.processed),
+    valid: sum(each, (one) => one.valid),
+    invalid: sum(each, (one) => one.invalid),
+    deadLettered: sum(each, (one) => one.deadLettered),
+    backendErrors: sum(each, (one) => one.backendErrors),
+    committed: Object.assign({}, ...each.map((one) => one.committed)) as Record<number, string>,
+    firstMessageAt: extreme(
+      Math.min,
+      each.map((one) => one.firstMessageAt),
+    ),
+    lastMessageAt: extreme(
+      Math.max,
+      each.map((one) => one.lastMessageAt),
+    ),
+  }
+  for (const reason of INVALID_REASONS) stats.invalidByReason[reason] = sum(each, (one) => one.invalidByReason[reason])
+  return stats
+}
+
+function sum<T>(items: readonly T[], value: (item: T) => number): number {
+  return items.reduce((total, item) => total + value(item), 0)
+}
+
+/** The earliest (Math.min) or latest (Math.max) of the times that are known. */
+function extreme(pick: (...values: number[]) => number, times: Array<number | undefined>): number | undefined {
+  const known = times.filter((time): time is number => time !== undefined)
+  return known.length === 0 ? undefined : pick(...known)
+}

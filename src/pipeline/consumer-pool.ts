@@ -1,17 +1,17 @@
 import {EventEmitter} from 'node:events'
-import {Worker} from 'node:worker_threads'
 import type {BackendEvents, CountBackend} from '../backends/backend.js'
-import {EXIT_FAILURE, EXIT_UNAVAILABLE} from '../cli/exit-codes.js'
-import {INVALID_REASONS, type InvalidReason} from '../events/event.js'
+import {EXIT_UNAVAILABLE} from '../cli/exit-codes.js'
+import type {InvalidReason} from '../events/event.js'
 import type {Kafka} from '../kafka/client.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import type {MetricsBackend} from '../metrics/consumer-metrics.js'
 import {CatchUpWatch, PartitionPositions} from './catch-up.js'
-import {ConsumeError, DEFAULT_LAG_INTERVAL_MS, type PipelineEvents} from './consume-pipeline.js'
+import {DEFAULT_LAG_INTERVAL_MS} from './consume-pipeline.js'
 import {
   type ConsumeReport,
   type ConsumeStats,
   type ConsumeSummary,
+  addUpStats,
   countDevices,
   type CountResult,
   emptyConsumeStats,
@@ -19,7 +19,9 @@ import {
   type StopReason,
   summarise,
 } from './consume-stats.js'
-import type {ConsumeWorkerData, PoolMessage, WorkerFailure, WorkerMessage} from './consume-worker.js'
+import type {ConsumeWorkerData, WorkerFailure} from './consume-worker.js'
+import {WorkerMember} from './worker-member.js'
+import {ConsumeError, type PipelineEvents, type Readiness} from './member-events.js'
 
 export interface ConsumerPoolOptions {
   /** How many members, each in its own worker thread. */
@@ -30,6 +32,8 @@ export interface ConsumerPoolOptions {
   kafka: Kafka
   /** The pool's own backend connection, for "Total devices" in reports and the summary. */
   countBackend: CountBackend
+  /** End the run (exit 3) when partitions with events left to read do not advance for this long. */
+  stallLimitMs?: number
   reportIntervalMs: number
   onReport?: (report: ConsumeReport) => void
   lagIntervalMs?: number
@@ -48,25 +52,9 @@ export class ConsumerPoolError extends ConsumeError {
   }
 }
 
-interface Member {
-  index: number
-  worker: Worker
-  ready: {ready: true} | {ready: false; reason: string}
-  unwrittenEvents: number
-  /** Partitions held since its last join; 0 while rebalancing. */
-  partitions: number
-  joined: boolean
-  /** Silent for `--until-idle` (the pool checks the group's lag before stopping). */
-  idle: boolean
-  /** Its backend's writes are failing. */
-  backendFailing: boolean
-  summary?: ConsumeSummary
-  exited: Promise<void>
-}
-
 /**
  * `ipc consume --workers N`: N consumer-group members in one process, each in a worker thread with
- * its own Kafka client, backend writer and {@link ConsumePipeline} (Kafka Connect's `tasks.max`).
+ * its own Kafka client, backend writer and {@link GroupMember} (Kafka Connect's `tasks.max`).
  * Each member commits its partitions' offsets only after its own backend writes hold them, so a
  * member that fails stops the pool with nothing committed past what was stored; the others flush
  * and commit what they hold first.
@@ -81,9 +69,8 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
   readonly stats: ConsumeStats
   readonly lag: LagMonitor
   /** The members' backend events, as one backend's (for metrics). */
-  readonly backend: MetricsBackend
-  private readonly members: Member[] = []
-  private readonly backendEvents = new EventEmitter<BackendEvents>()
+  readonly backend: MembersBackend
+  private readonly members: WorkerMember[] = []
   private stopReason?: StopReason
   private failure?: ConsumerPoolError
   /** The topic's partitions (undefined: unknown), once read: the members start when they hold all of them between them. */
@@ -97,27 +84,22 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
 
   constructor(private readonly options: ConsumerPoolOptions) {
     super()
-    const {topic, groupId, fromBeginning} = options.worker.pipeline
+    const {topic, groupId, fromBeginning} = options.worker.member
     this.lag = new LagMonitor({kafka: options.kafka, topic, groupId, fromBeginning})
     this.stats = emptyConsumeStats()
-    const members = this.members
-    // A getter: Object.assign would copy its value once.
-    this.backend = Object.defineProperties(this.backendEvents, {
-      name: {value: options.countBackend.name},
-      unwrittenEvents: {get: () => members.reduce((total, member) => total + member.unwrittenEvents, 0)},
-    }) as EventEmitter<BackendEvents> & MetricsBackend
+    this.backend = new MembersBackend(options.countBackend.name, this.members)
     this.on('batch-processed', (batch) => this.countBatch(batch))
     this.on('committed', (offsets) => {
       for (const {partition, offset} of offsets) this.stats.committed[partition] = offset
     })
-    this.backendEvents.on('write-failed', () => this.stats.backendErrors++)
+    this.backend.on('write-failed', () => this.stats.backendErrors++)
     this.on('read-to', ({partition, nextOffset}) => this.positions.read(partition, BigInt(nextOffset)))
     this.catchUp = new CatchUpWatch({
       topic,
       lag: this.lag,
       positions: this.positions,
-      untilIdleMs: options.worker.pipeline.untilIdleMs,
-      stallLimitMs: options.worker.pipeline.stallLimitMs,
+      untilIdleMs: options.worker.untilIdleMs,
+      stallLimitMs: options.stallLimitMs,
       silentFor: () => this.released && this.members.every((member) => member.idle),
       busy: () => this.members.some((member) => member.backendFailing),
     })
@@ -142,7 +124,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     return this.stopReason !== undefined
   }
 
-  readiness(): {ready: true} | {ready: false; reason: string} {
+  readiness(): Readiness {
     if (this.stopping) return {ready: false, reason: 'stopping'}
     const notReady = this.members.find((member) => !member.ready.ready)
     if (notReady && !notReady.ready.ready) return {ready: false, reason: `worker ${notReady.index}: ${notReady.ready.reason}`}
@@ -155,7 +137,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
   stop(reason: StopReason = 'signal'): void {
     if (this.stopReason) return
     this.stopReason = reason
-    for (const member of this.members) member.worker.postMessage({type: 'stop', reason} satisfies PoolMessage)
+    for (const member of this.members) member.stop(reason)
   }
 
   /** Runs until every member has stopped; rejects with {@link ConsumerPoolError} when one failed. */
@@ -192,75 +174,19 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     return this.summary(counted)
   }
 
-  private startMember(index: number): Member {
-    const worker = new Worker(new URL('./consume-worker.js', import.meta.url), {workerData: this.options.worker})
-    let finished = false
-    const member: Member = {
-      index,
-      worker,
-      ready: {ready: false, reason: 'starting'},
-      unwrittenEvents: 0,
-      partitions: 0,
-      joined: false,
-      idle: false,
-      backendFailing: false,
-      exited: Promise.resolve(),
-    }
-    member.exited = new Promise<void>((resolve) => {
-      worker.on('message', (message: WorkerMessage) => {
-        if (message.type === 'done' || message.type === 'failed') {
-          finished = true
-          // Disconnected and closed by now; a client connection kafkajs leaves open would keep the thread alive.
-          void worker.terminate()
-        }
-        this.handle(member, message)
-      })
-      worker.on('error', (error) => this.memberFailed(member, {line: `crashed: ${error.message}`, exitCode: EXIT_FAILURE, backendGaveUp: false}))
-      worker.on('exit', (code) => {
-        if (!finished) this.memberFailed(member, {line: `exited unexpectedly (code ${code})`, exitCode: EXIT_FAILURE, backendGaveUp: false})
-        resolve()
-      })
-    })
-    if (this.stopReason) worker.postMessage({type: 'stop', reason: this.stopReason} satisfies PoolMessage)
+  private startMember(index: number): WorkerMember {
+    const member = new WorkerMember(index, this.options.worker)
+    member.on('pipeline', (name, args) => this.memberEvent(member, name, args))
+    member.on('backend', (name, args) => (this.backend.emit as (name: string, ...args: unknown[]) => boolean)(name, ...args))
+    member.on('log', (line) => this.options.log(this.members.length > 1 ? `worker ${member.index}: ${line}` : line))
+    member.on('failed', (failure) => this.memberFailed(member, failure))
+    if (this.stopReason) member.stop(this.stopReason)
     return member
   }
 
-  private handle(member: Member, message: WorkerMessage): void {
-    switch (message.type) {
-      case 'pipeline': {
-        this.memberEvent(member, message.name, message.args)
-        break
-      }
-      case 'backend': {
-        if (message.name === 'write-failed') member.backendFailing = true
-        if (message.name === 'write-recovered') member.backendFailing = false
-        ;(this.backendEvents.emit as (name: string, ...args: unknown[]) => boolean)(message.name, ...message.args)
-        break
-      }
-      case 'status': {
-        member.ready = message.ready
-        member.unwrittenEvents = message.unwrittenEvents
-        break
-      }
-      case 'log': {
-        this.options.log(this.members.length > 1 ? `worker ${member.index}: ${message.line}` : message.line)
-        break
-      }
-      case 'done': {
-        member.summary = message.summary
-        member.ready = {ready: false, reason: 'stopped'}
-        break
-      }
-      case 'failed': {
-        this.memberFailed(member, message.failure)
-        break
-      }
-    }
-  }
-
   /** Re-emits a member's event as the pool's; a join tells the partitions of every member together. */
-  private memberEvent(member: Member, name: keyof PipelineEvents, args: unknown[]): void {
-    if (name === 'idle') this.memberIdle(member, args[0] as boolean)
+  private memberEvent(member: WorkerMember, name: keyof PipelineEvents, args: unknown[]): void {
+    if (name === 'idle') member.idle = args[0] as boolean
     if (name === 'rebalancing') member.partitions = 0
     if (name === 'group-joined') {
       const membership = args[0] as PipelineEvents['group-joined'][0]
@@ -294,7 +220,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     this.released = true
     clearTimeout(this.releaseTimer)
     this.stats.joinedAt = Date.now()
-    for (const member of this.members) member.worker.postMessage({type: 'release'} satisfies PoolMessage)
+    for (const member of this.members) member.release()
     this.lag.start(this.options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS)
     this.catchUp.start()
   }
@@ -304,7 +230,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     this.metadataAdmin = admin
     try {
       await admin.connect()
-      const {topics} = await admin.fetchTopicMetadata({topics: [this.options.worker.pipeline.topic]})
+      const {topics} = await admin.fetchTopicMetadata({topics: [this.options.worker.member.topic]})
       return topics[0]?.partitions.length
     } catch {
       // The members report a topic that does not exist, or a broker out of reach, themselves.
@@ -314,14 +240,9 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     }
   }
 
-  private memberFailed(member: Member, failure: WorkerFailure): void {
-    member.ready = {ready: false, reason: 'failed'}
+  private memberFailed(member: WorkerMember, failure: WorkerFailure): void {
     this.failure ??= new ConsumerPoolError(`worker ${member.index} of ${this.options.workers}: ${failure.line}`, failure.exitCode, failure.backendGaveUp)
     this.stop('error')
-  }
-
-  private memberIdle(member: Member, idle: boolean): void {
-    member.idle = idle
   }
 
   private countBatch(batch: PipelineEvents['batch-processed'][0]): void {
@@ -335,42 +256,31 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
     }
     this.stats.firstMessageAt ??= now
     this.stats.lastMessageAt = now
-    const {maxMessages} = this.options.worker.pipeline
+    const {maxMessages} = this.options.worker.member
     if (maxMessages !== undefined && this.stats.processed >= maxMessages) this.stop('max-messages')
   }
 
-  /** The members' final stats added up; rates and join time over the whole pool. */
+  /** The members' final stats added up, with the pool's start and join times. */
   private summary(counted: CountResult): ConsumeSummary {
-    const summaries = this.members.flatMap((member) => (member.summary ? [member.summary] : []))
-    const stats = this.stats
-    stats.processed = sum(summaries, (each) => each.stats.processed)
-    stats.valid = sum(summaries, (each) => each.stats.valid)
-    stats.invalid = sum(summaries, (each) => each.stats.invalid)
-    stats.deadLettered = sum(summaries, (each) => each.stats.deadLettered)
-    stats.backendErrors = sum(summaries, (each) => each.stats.backendErrors)
-    for (const reason of INVALID_REASONS) stats.invalidByReason[reason] = sum(summaries, (each) => each.stats.invalidByReason[reason])
-    stats.committed = Object.assign({}, ...summaries.map((each) => each.stats.committed)) as Record<number, string>
-    stats.firstMessageAt = extreme(
-      Math.min,
-      summaries.map((each) => each.stats.firstMessageAt),
-    )
-    stats.lastMessageAt = extreme(
-      Math.max,
-      summaries.map((each) => each.stats.lastMessageAt),
-    )
+    const each = this.members.flatMap((member) => (member.stats ? [member.stats] : []))
+    const stats = {...addUpStats(each), startedAt: this.stats.startedAt, joinedAt: this.stats.joinedAt}
     return summarise(stats, this.stopReason ?? 'signal', counted, this.lag.total)
+  }
+}
+
+/** The members' backend events and unwritten events, as one backend's (what the metrics read). */
+class MembersBackend extends EventEmitter<BackendEvents> implements MetricsBackend {
+  constructor(
+    readonly name: string,
+    private readonly members: readonly WorkerMember[],
+  ) {
+    super()
+  }
+
+  get unwrittenEvents(): number {
+    return this.members.reduce((total, member) => total + member.unwrittenEvents, 0)
   }
 }
 
 /** How long members wait for each other before they start anyway. */
 const RELEASE_AFTER_MS = 60_000
-
-function sum<T>(items: readonly T[], value: (item: T) => number): number {
-  return items.reduce((total, item) => total + value(item), 0)
-}
-
-/** The earliest (Math.min) or latest (Math.max) of the times that are known. */
-function extreme(pick: (...values: number[]) => number, times: Array<number | undefined>): number | undefined {
-  const known = times.filter((time): time is number => time !== undefined)
-  return known.length === 0 ? undefined : pick(...known)
-}

@@ -11,7 +11,7 @@ import {errorChain} from '../util/errors.js'
 import {EXIT_FAILURE, EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, compressionFlag, durationFlag, kafkaFlags} from '../cli/flags.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
-import {createKafka, explainKafkaFailure, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
+import {createKafka, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
 import type {ProbeServer} from '../http/probe-server.js'
 
@@ -250,7 +250,7 @@ export default class Consume extends IpcCommand {
         (error instanceof ConsumerPoolError ? error.backendGaveUp : errorChain(error).some((cause) => cause instanceof BackendGaveUpError))
       const prefix = gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''
       if (error instanceof ConsumerPoolError) this.failWith(error, {prefix, exitCode: error.exitCode})
-      this.failWith(explainKafkaFailure(kafka, kafkaSettings.brokers, error), {prefix})
+      this.failWith(error, {prefix})
     } finally {
       clearInterval(progressTimer)
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)

@@ -5,7 +5,7 @@ import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-
 import type {KafkaSecurity} from '../kafka/security.js'
 import {MAX_DEVICES} from '../loadgen/generator.js'
 import {compressionFlag, kafkaFlags} from '../cli/flags.js'
-import {createKafka, explainKafkaFailure, type Kafka, KafkaAuthenticationError, KafkaUnreachableError, parseBrokers} from '../kafka/client.js'
+import {createKafka, type Kafka, KafkaAuthenticationError, KafkaUnreachableError, parseBrokers} from '../kafka/client.js'
 import {formatDuration} from '../util/duration.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary} from '../cli/output.js'
 import {produceEvents, type ProduceSummary} from '../loadgen/produce-events.js'
@@ -95,9 +95,8 @@ export default class Produce extends IpcCommand {
       })
     } catch (error) {
       progress.clear()
-      const reported = explainKafkaFailure(kafka, brokers, error)
-      this.failWith(reported, {
-        suffix: reported instanceof KafkaUnreachableError || reported instanceof KafkaAuthenticationError ? '' : ` (brokers ${flags.brokers})`,
+      this.failWith(error, {
+        suffix: error instanceof KafkaUnreachableError || error instanceof KafkaAuthenticationError ? '' : ` (brokers ${flags.brokers})`,
       })
     } finally {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)

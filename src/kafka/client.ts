@@ -149,14 +149,19 @@ export function isRoutineKafkaError(error: string): boolean {
  * producers or admins. Until then every client error is a failure to reach the cluster, which the command
  * reports once as a {@link KafkaUnreachableError}; kafkajs would log each retry of each broker.
  * With `--kafka-log-level info` or `debug` nothing is held.
+ *
+ * Errors leave its consumers, producers and admins already explained: a refused login rejects with
+ * {@link KafkaAuthenticationError}, a client error before any broker answered with
+ * {@link KafkaUnreachableError}; anything else as kafkajs raised it.
  */
 export function createKafka(settings: KafkaSettings): Kafka {
   registerCompressionCodecs()
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const level = LEVELS[settings.logLevel ?? 'error'] ?? KafkaLogLevel.ERROR
   let held: string[] | undefined = level <= KafkaLogLevel.WARN ? [] : undefined
+  let reached = false
   const opened = () => {
-    reached.add(kafka)
+    reached = true
     if (!held) return
     for (const line of held) log(line)
     held = undefined
@@ -177,6 +182,7 @@ export function createKafka(settings: KafkaSettings): Kafka {
       else log(line)
     },
   })
+  const explain = (error: unknown): unknown => explainKafkaError(error, settings.brokers, reached)
   // The first answered request past the handshake, rather than connect(): kafkajs's connect() can
   // resolve against a port that accepted the TCP connection but never answered the handshake, and
   // a broker answers ApiVersions before it refuses the SASL credentials.
@@ -187,7 +193,7 @@ export function createKafka(settings: KafkaSettings): Kafka {
       opened()
       remove()
     })
-    return client
+    return explainingErrors(client, explain)
   }
   const {consumer, producer, admin} = kafka
   return Object.assign(kafka, {
@@ -197,7 +203,23 @@ export function createKafka(settings: KafkaSettings): Kafka {
   })
 }
 
-const reached = new WeakSet<Kafka>()
+/** `client` with every promise its methods return rejecting with `explain(error)` instead of `error`. */
+function explainingErrors<T extends object>(client: T, explain: (error: unknown) => unknown): T {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(target, args)
+        return result instanceof Promise
+          ? result.catch((error: unknown) => {
+              throw explain(error)
+            })
+          : result
+      }
+    },
+  })
+}
 
 /** Broker error codes that refuse a client's SASL login. */
 const SASL_REFUSALS = new Set(['UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE', 'SASL_AUTHENTICATION_FAILED'])
@@ -206,15 +228,17 @@ const SASL_REFUSALS = new Set(['UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE
 const HANDSHAKE_REQUESTS = new Set(['ApiVersions', 'SaslHandshake', 'SaslAuthenticate'])
 
 /**
- * The error to report when a command using `kafka` failed: {@link KafkaUnreachableError} when a
- * Kafka client error came before any of its clients had connected, the error itself otherwise.
+ * What a Kafka client's error means for the command: {@link KafkaAuthenticationError} for a
+ * refused login, {@link KafkaUnreachableError} for a client error before any broker answered
+ * (`reached` false), the error itself otherwise.
  */
-export function explainKafkaFailure(kafka: Kafka | undefined, brokers: readonly string[], error: unknown): unknown {
+function explainKafkaError(error: unknown, brokers: readonly string[], reached: boolean): unknown {
+  if (error instanceof KafkaAuthenticationError || error instanceof KafkaUnreachableError) return error
   const refusal = errorChain(error).find(
     (current) => current.name === 'KafkaJSSASLAuthenticationError' || SASL_REFUSALS.has((current as {type?: string}).type ?? ''),
   )
   if (refusal) return new KafkaAuthenticationError(brokers, {cause: refusal})
-  if (!kafka || reached.has(kafka) || !(error instanceof Error)) return error
+  if (reached || !(error instanceof Error)) return error
   if (!error.name.startsWith('KafkaJS') && error.message !== 'Broker not connected') return error
   return new KafkaUnreachableError(brokers, {cause: error})
 }

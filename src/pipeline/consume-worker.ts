@@ -9,7 +9,7 @@ import {parentPort, workerData} from 'node:worker_threads'
 import {BackendGaveUpError, type BackendEvents, type CountBackend} from '../backends/backend.js'
 import {type BackendOptions, createBackend} from '../backends/registry.js'
 import {exitCodeFor} from '../cli/exit-codes.js'
-import {createKafka, explainKafkaFailure, type Kafka, type KafkaSettings} from '../kafka/client.js'
+import {createKafka, type KafkaSettings} from '../kafka/client.js'
 import {errorChain, errorLine} from '../util/errors.js'
 import {settleWithin} from '../util/async.js'
 import {CLOSE_AFTER_FAILURE_MS} from './consume-pipeline.js'
@@ -74,7 +74,6 @@ function watchSilence(member: GroupMember, untilIdleMs: number | undefined): Nod
 
 async function runWorker(data: ConsumeWorkerData): Promise<void> {
   const log = (line: string) => post({type: 'log', line})
-  let kafka: Kafka | undefined
   let backend: CountBackend | undefined
   let member: GroupMember | undefined
   parentPort?.on('message', (message: PoolMessage) => {
@@ -82,7 +81,7 @@ async function runWorker(data: ConsumeWorkerData): Promise<void> {
     else member?.resume()
   })
   try {
-    kafka = createKafka({...data.kafka, log})
+    const kafka = createKafka({...data.kafka, log})
     backend = await createBackend(data.backendName, data.backendOptions)
     member = createGroupMember(kafka, backend, data.member, log)
     // The pool releases its members once they hold every partition between them.
@@ -104,9 +103,8 @@ async function runWorker(data: ConsumeWorkerData): Promise<void> {
     }
   } catch (error) {
     await settleWithin(backend?.close() ?? Promise.resolve(), CLOSE_AFTER_FAILURE_MS).catch(() => undefined)
-    const explained = explainKafkaFailure(kafka, data.kafka.brokers, error)
     const backendGaveUp = errorChain(error).some((cause) => cause instanceof BackendGaveUpError)
-    post({type: 'failed', failure: {line: errorLine(explained), exitCode: exitCodeFor(explained), backendGaveUp}})
+    post({type: 'failed', failure: {line: errorLine(error), exitCode: exitCodeFor(error), backendGaveUp}})
   } finally {
     parentPort?.close()
   }

@@ -1,6 +1,6 @@
 import {EventEmitter} from 'node:events'
 import type {BackendEvents, CountBackend} from '../backends/backend.js'
-import {EXIT_UNAVAILABLE} from '../cli/exit-codes.js'
+import {exitCodeFor} from '../cli/exit-codes.js'
 import type {InvalidReason} from '../events/event.js'
 import type {Kafka} from '../kafka/client.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
@@ -109,7 +109,7 @@ export class ConsumerPool extends EventEmitter<PipelineEvents> {
       this.emit('stalled', partitions)
     })
     this.catchUp.on('gave-up', (error) => {
-      this.failure ??= new ConsumerPoolError(error.message, EXIT_UNAVAILABLE, false)
+      this.failure ??= new ConsumerPoolError(error.message, exitCodeFor(error), false)
       this.stop('error')
     })
     this.on('kafka-error', (message) => this.catchUp.kafkaError(message))

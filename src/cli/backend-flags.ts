@@ -3,7 +3,7 @@ import {CLUSTER_DDL_MODES, parseClusterDdlMode} from '../backends/clickhouse/opt
 import {DEFAULT_REDIS_BUCKET_TTL_MS} from '../backends/redis/options.js'
 import type {BackendOptions} from '../backends/registry.js'
 import {parseDuration} from '../util/duration.js'
-import {durationFlag} from './flags.js'
+import {durationDefault, durationFlag} from './flags.js'
 
 /**
  * Flags for running against a Redis Cluster or a ClickHouse cluster. Commands spread them next to
@@ -33,8 +33,7 @@ export const backendWriteFlags = {
   'redis-bucket-ttl': durationFlag({
     description: 'redis: keep each hourly bucket (and its per-error-code buckets) this long after its hour ended; 0 keeps them for ever.',
     env: 'IPC_REDIS_BUCKET_TTL',
-    default: DEFAULT_REDIS_BUCKET_TTL_MS,
-    defaultHelp: async () => '30d',
+    ...durationDefault(DEFAULT_REDIS_BUCKET_TTL_MS),
   }),
 }
 

@@ -1,9 +1,14 @@
 import kafkajs from 'kafkajs'
 import {BackendError} from '../backends/backend.js'
-import {KafkaAuthenticationError, KafkaUnreachableError} from '../kafka/client.js'
+import {IdentifierError} from '../backends/identifiers.js'
+import {DashboardOptionError} from '../http/dashboard.js'
+import {KafkaAuthenticationError, KafkaSettingsError, KafkaUnreachableError} from '../kafka/client.js'
 import {UnreadableBatchError} from '../kafka/codecs.js'
-import {KafkaStallError} from '../pipeline/catch-up.js'
+import {KafkaSecurityError} from '../kafka/security.js'
 import {TopicNotFoundError} from '../kafka/topics.js'
+import {KafkaStallError} from '../pipeline/catch-up.js'
+import {CountQueryError} from '../query/count-query.js'
+import {DurationError} from '../util/duration.js'
 import {errorChain} from '../util/errors.js'
 
 /**
@@ -11,9 +16,8 @@ import {errorChain} from '../util/errors.js'
  * 0 success; 1 the work failed (a value did not parse, the consumer hit a fault it could not get past);
  * 2 usage error (oclif's own code for bad flags); 3 a service (Kafka, Redis, ClickHouse) could not be
  * reached or refused the request; 4 a Kafka record batch that cannot be read (corrupt, or an unknown
- * codec), with nothing from it on committed; 130 forced stop by a second interrupt.
+ * codec), with nothing from it on committed; 130 forced stop by a second signal.
  */
-export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 export const EXIT_UNAVAILABLE = 3
@@ -41,9 +45,18 @@ const UNAVAILABLE: readonly ErrorClass[] = [
   KafkaJSRequestTimeoutError,
 ]
 
-/** The exit code for an error that ended a command: its own, or that of an error it wraps. */
+/** The errors that mean a flag, name or query given cannot be used (exit 2). */
+const USAGE: readonly ErrorClass[] = [IdentifierError, CountQueryError, DashboardOptionError, DurationError, KafkaSettingsError, KafkaSecurityError]
+
+/**
+ * The exit code for an error that ended a command, from its class or that of an error it wraps:
+ * 4 an unreadable batch, else 3 a service unavailable, else 2 a usage error, else 1.
+ */
 export function exitCodeFor(error: unknown): number {
-  if (errorChain(error).some((current) => current instanceof UnreadableBatchError)) return EXIT_UNREADABLE_BATCH
-  const unavailable = errorChain(error).some((current) => UNAVAILABLE.some((type) => current instanceof type))
-  return unavailable ? EXIT_UNAVAILABLE : EXIT_FAILURE
+  const chain = errorChain(error)
+  const isA = (types: readonly ErrorClass[]) => chain.some((current) => types.some((type) => current instanceof type))
+  if (chain.some((current) => current instanceof UnreadableBatchError)) return EXIT_UNREADABLE_BATCH
+  if (isA(UNAVAILABLE)) return EXIT_UNAVAILABLE
+  if (isA(USAGE)) return EXIT_USAGE
+  return EXIT_FAILURE
 }

@@ -1,19 +1,41 @@
 import {Flags} from '@oclif/core'
 import {COMPRESSION_NAMES, type CompressionName} from '../kafka/codecs.js'
 import {parseDuration} from '../util/duration.js'
-
-/** Defaults match compose.yaml: every service on its standard local port. */
-export const DEFAULT_BROKERS = '127.0.0.1:9092'
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
-export const DEFAULT_REDIS_KEY = 'ipc:unique_device_ips'
-export const DEFAULT_CLICKHOUSE_URL = 'http://127.0.0.1:8123'
-export const DEFAULT_CLICKHOUSE_DATABASE = 'ipc'
+import {DEFAULT_BROKERS, DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_URL, DEFAULT_REDIS_KEY, DEFAULT_REDIS_URL} from './defaults.js'
 
 /** A duration flag (`500ms`, `5s`, `2m`) parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
   parse: async (input) => parseDuration(input),
   helpValue: '<duration>',
 })
+
+const HELP_UNITS: ReadonlyArray<readonly [string, number]> = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1000],
+]
+
+/** Milliseconds in the largest unit that divides them, as a duration flag takes it: `30d`, `10s`, `500ms`. */
+export function durationText(ms: number): string {
+  const unit = HELP_UNITS.find(([, size]) => ms > 0 && ms % size === 0)
+  return unit ? `${ms / unit[1]}${unit[0]}` : `${ms}ms`
+}
+
+/** The `default` of a duration flag, shown in its help as a duration (`[default: 30s]`). */
+export function durationDefault(ms: number): {default: number; defaultHelp: () => Promise<string>} {
+  return {default: ms, defaultHelp: async () => durationText(ms)}
+}
+
+/** The Kafka client's log level, for the commands that talk to Kafka. */
+export const kafkaLogLevelFlags = {
+  'kafka-log-level': Flags.string({
+    description: 'Kafka client log level.',
+    options: ['nothing', 'error', 'warn', 'info', 'debug'],
+    default: 'error',
+    env: 'KAFKA_LOG_LEVEL',
+  }),
+}
 
 /** A Kafka compression codec, named as kcat's `-z` and the Java client's `compression.type` name it. */
 export const compressionFlag = Flags.custom<CompressionName>({

@@ -3,6 +3,8 @@ import {IpcCommand} from '../cli/base-command.js'
 import {BackendError, type CountBackend, supportsRangeCounts} from '../backends/backend.js'
 import {createBackend} from '../backends/registry.js'
 import {backendOptionsFromFlags, backendScalingFlags} from '../cli/backend-flags.js'
+import {DEFAULT_COUNT_TIMEOUT_MS} from '../cli/defaults.js'
+import {EXIT_USAGE} from '../cli/exit-codes.js'
 import {
   BUCKET_SIZES,
   type BucketSize,
@@ -17,16 +19,10 @@ import {
   type SeriesPoint,
 } from '../query/count-query.js'
 import {formatDuration} from '../util/duration.js'
-import {backendFlags, durationFlag} from '../cli/flags.js'
-import {IdentifierError} from '../backends/identifiers.js'
+import {backendFlags, durationDefault, durationFlag} from '../cli/flags.js'
 import {formatInt, isInteractive, renderTable} from '../cli/output.js'
 import {formatIsoMillis} from '../events/timestamp.js'
 import {withTimeout} from '../util/async.js'
-import {errorMessage} from '../util/errors.js'
-
-/** Exit codes of `ipc count` (also in its help). */
-export const EXIT_USAGE = 2
-export const EXIT_BACKEND = 3
 
 export interface CountResult {
   unique_device_ip_count: number
@@ -44,17 +40,6 @@ export interface SeriesPointJson {
 export interface QueryCountResult extends CountResult, CountQueryJson {
   by?: BucketSize
   series?: SeriesPointJson[]
-}
-
-/** The count could not be produced; `exitCode` says why (usage or backend). */
-class CountFailure extends Error {
-  override name = 'CountFailure'
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message)
-  }
 }
 
 interface Counted {
@@ -118,8 +103,7 @@ export default class Count extends IpcCommand {
     by: Flags.string({description: 'Also count per UTC hour or day of the range (needs --since).', options: [...BUCKET_SIZES]}),
     timeout: durationFlag({
       description: 'Give up with exit code 3 when the backend has not answered within this time (also the timeout of each request).',
-      default: 5000,
-      defaultHelp: async () => '5s',
+      ...durationDefault(DEFAULT_COUNT_TIMEOUT_MS),
     }),
   }
 
@@ -133,21 +117,19 @@ export default class Count extends IpcCommand {
       if (withQuery) parsed = buildCountQuery(input, Date.now())
       backend = await createBackend(flags.backend, {...backendOptionsFromFlags(flags), requestTimeoutMs: flags.timeout})
     } catch (error) {
-      return this.fail(new CountFailure(errorMessage(error), EXIT_USAGE))
+      this.failWith(error, {exitCode: EXIT_USAGE})
     }
 
     let counted: Counted
     try {
       counted = await withTimeout(readCount(backend, parsed), flags.timeout, () => {
-        return new CountFailure(`no answer from ${backend.name} at ${backend.location} within ${formatDuration(flags.timeout)}`, EXIT_BACKEND)
+        const message = `no answer from ${backend.name} at ${backend.location} within ${formatDuration(flags.timeout)}`
+        return new BackendError(message, backend.name, backend.location, {retriable: true})
       })
     } catch (error) {
       // The process exits with the failure; closing is best effort and not awaited.
       backend.close().catch(() => {})
-      if (error instanceof CountFailure) return this.fail(error)
-      if (error instanceof IdentifierError || error instanceof CountQueryError) return this.fail(new CountFailure(error.message, EXIT_USAGE))
-      if (error instanceof BackendError) return this.fail(new CountFailure(error.message, EXIT_BACKEND))
-      throw error
+      this.failWith(error)
     }
 
     const result: CountResult = {unique_device_ip_count: counted.count, backend: backend.name, exact: backend.exact}
@@ -165,7 +147,7 @@ export default class Count extends IpcCommand {
     return {...result, ...queryJson(query), by, series: series.map((point) => ({bucket: formatIsoMillis(point.startMs), count: point.count}))}
   }
 
-  /** Exit errors pass straight through; oclif would otherwise print them as JSON with --json. */
+  /** One line per bucket when piped; a table, then the range and codes, on a terminal. */
   private printSeries(query: CountQuery, by: BucketSize, total: number, series: readonly SeriesPoint[]): void {
     if (!isInteractive()) {
       for (const point of series) this.log(`${formatIsoMillis(point.startMs)} ${point.count}`)
@@ -178,11 +160,6 @@ export default class Count extends IpcCommand {
     const codes = query.errorCodes.length > 0 ? `, error codes ${query.errorCodes.join(', ')}` : ''
     const range = isBounded(query) ? `[${formatIsoMillis(query.sinceMs)}, ${formatIsoMillis(query.untilMs)})` : ''
     this.log(`${range}${codes}`)
-  }
-
-  private fail(failure: CountFailure): never {
-    process.stderr.write(`ipc count: ${failure.message.replaceAll(/\s*\n\s*/g, ' ')}\n`)
-    return this.exit(failure.exitCode)
   }
 }
 

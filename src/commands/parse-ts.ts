@@ -1,6 +1,7 @@
-import {Args, Command} from '@oclif/core'
+import {Args} from '@oclif/core'
 import {createInterface} from 'node:readline'
 import {positionalValues} from '../cli/argv.js'
+import {IpcCommand} from '../cli/base-command.js'
 import {EXIT_FAILURE, EXIT_USAGE} from '../cli/exit-codes.js'
 import {isInteractive, renderTable} from '../cli/output.js'
 import {isTimestampFailure, tryParseTimestamp, type TimestampFormat} from '../events/timestamp.js'
@@ -10,7 +11,7 @@ export type ParseTsResult = {input: string; output: string; format: TimestampFor
 /** Plain output is written in chunks of about this many characters. */
 const WRITE_CHUNK = 64 * 1024
 
-export default class ParseTs extends Command {
+export default class ParseTs extends IpcCommand {
   static override summary = 'Parse timestamps (ISO 8601 or epoch numbers) into UTC ISO 8601 with milliseconds.'
 
   static override description = [
@@ -61,7 +62,7 @@ export default class ParseTs extends Command {
     await this.parse(ParseTs)
     const values = positionalValues(this.argv, ['--json'])
     if (values.length === 0 && process.stdin.isTTY) {
-      this.error('no values: give timestamps as arguments, or pipe them on stdin one per line', {exit: EXIT_USAGE})
+      this.failWith('no values: give timestamps as arguments, or pipe them on stdin one per line', {exitCode: EXIT_USAGE})
     }
 
     if (!this.jsonEnabled() && !isInteractive(process.stdout)) {

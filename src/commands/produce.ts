@@ -1,15 +1,16 @@
 import {Flags} from '@oclif/core'
 import {IpcCommand} from '../cli/base-command.js'
-import {EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
+import {EXIT_USAGE} from '../cli/exit-codes.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import type {KafkaSecurity} from '../kafka/security.js'
 import {MAX_DEVICES} from '../loadgen/generator.js'
-import {compressionFlag, kafkaFlags} from '../cli/flags.js'
+import {compressionFlag, kafkaFlags, kafkaLogLevelFlags} from '../cli/flags.js'
 import {createKafka, type Kafka, KafkaAuthenticationError, KafkaUnreachableError, parseBrokers} from '../kafka/client.js'
 import {formatDuration} from '../util/duration.js'
-import {formatInt, isInteractive, ProgressLine, renderSummary} from '../cli/output.js'
+import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
 import {produceEvents, type ProduceSummary} from '../loadgen/produce-events.js'
 import {CONNECT_RETRY} from '../kafka/checked-producer.js'
+import {onStopSignals} from '../cli/signals.js'
 
 export default class Produce extends IpcCommand {
   static override summary = 'Send simulated device events to a Kafka topic (load generator).'
@@ -22,6 +23,8 @@ export default class Produce extends IpcCommand {
     'The closing summary states messages sent, elapsed time, rate and the exact number of distinct device IPs ' +
       'emitted, so a run can be checked against `ipc count`. The same --seed gives the same devices, device order, ' +
       'shapes and error codes (event times are relative to the start of the run).',
+    '',
+    'SIGINT/SIGTERM stops after the send in flight and prints the summary (exit 0); a second signal exits at once with code 130.',
   ].join('\n')
 
   static override examples = [
@@ -47,12 +50,7 @@ export default class Produce extends IpcCommand {
       env: 'KAFKA_COMPRESSION',
       default: 'none',
     }),
-    'kafka-log-level': Flags.string({
-      description: 'Kafka client log level.',
-      options: ['nothing', 'error', 'warn', 'info', 'debug'],
-      default: 'error',
-      env: 'KAFKA_LOG_LEVEL',
-    }),
+    ...kafkaLogLevelFlags,
   }
 
   async run(): Promise<ProduceSummary> {
@@ -68,12 +66,17 @@ export default class Produce extends IpcCommand {
     }
     const seed = flags.seed ?? Math.floor(Math.random() * 2 ** 31)
     const progress = new ProgressLine()
-    let interrupted = false
-    const onSignal = () => {
-      if (interrupted) process.exit(EXIT_FORCED)
-      interrupted = true
-    }
-    process.on('SIGINT', onSignal).on('SIGTERM', onSignal)
+    const interrupted = new AbortController()
+    const disposeSignals = onStopSignals({
+      command: 'produce',
+      stopping: 'finishing the send in flight',
+      forcing: 'without waiting for the send in flight',
+      log: (line) => {
+        progress.clear()
+        writeStderr(line)
+      },
+      onFirst: () => interrupted.abort(),
+    })
     let summary: ProduceSummary
     let kafka: Kafka | undefined
     try {
@@ -87,7 +90,7 @@ export default class Produce extends IpcCommand {
         batchSize: flags.batch,
         seed,
         compression: flags.compression,
-        shouldStop: () => interrupted,
+        stop: interrupted.signal,
         onProgress: (sent) =>
           progress.update(
             `producing ${formatInt(sent)}/${formatInt(flags['num-messages'])} (${Math.floor((sent * 100) / Math.max(1, flags['num-messages']))}%)`,
@@ -99,7 +102,7 @@ export default class Produce extends IpcCommand {
         suffix: error instanceof KafkaUnreachableError || error instanceof KafkaAuthenticationError ? '' : ` (brokers ${flags.brokers})`,
       })
     } finally {
-      process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
+      disposeSignals()
     }
     progress.clear()
     if (isInteractive()) {

@@ -1,7 +1,11 @@
-import {Command, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 import {createBackend} from '../backends/registry.js'
 import {backendOptionsFromFlags, backendScalingFlags} from '../cli/backend-flags.js'
-import {backendFlags, durationFlag} from '../cli/flags.js'
+import {IpcCommand} from '../cli/base-command.js'
+import {EXIT_USAGE} from '../cli/exit-codes.js'
+import {backendFlags, durationDefault, durationFlag} from '../cli/flags.js'
+import {writeStderr} from '../cli/output.js'
+import {exitSoonIfHeldOpen, onStopSignals} from '../cli/signals.js'
 import {
   createCountServer,
   DEFAULT_BACKEND_TIMEOUT_MS,
@@ -11,7 +15,7 @@ import {
   ListenError,
   MAX_ERROR_CACHE_MS,
 } from '../http/count-server.js'
-import {DashboardOptionError, DEFAULT_DASHBOARD_ERROR_CODES, DEFAULT_DASHBOARD_REFRESH_MS, parseDashboardErrorCodes} from '../http/dashboard.js'
+import {DEFAULT_DASHBOARD_ERROR_CODES, DEFAULT_DASHBOARD_REFRESH_MS, parseDashboardErrorCodes} from '../http/dashboard.js'
 
 /** Passwords given on the command line, in every spelling an error message might repeat them. */
 function secretsOf(flags: {'redis-url': string; 'clickhouse-url': string; 'clickhouse-password': string}): string[] {
@@ -27,14 +31,14 @@ function secretsOf(flags: {'redis-url': string; 'clickhouse-url': string; 'click
   return secrets.filter((secret) => secret.length > 0)
 }
 
-export default class Serve extends Command {
+export default class Serve extends IpcCommand {
   static override summary = 'Serve the unique device IP count over HTTP.'
 
   static override description = `Answers GET /unique_ip_count with {"unique_device_ip_count": N}, GET /healthz (200, or 503 when the backend does not answer) and GET /metrics (Prometheus text format).
 /unique_ip_count also takes the query parameters since, until, error_code (repeatable or comma-separated) and by (hour|day), with the meaning of the ipc count flags of the same names: /unique_ip_count?since=24h&error_code=3&by=hour answers {"unique_device_ip_count", "exact", "since", "until", "error_codes", "by", "series"}; an invalid value answers 400 (other parameters are ignored).
 Every backend call times out after --backend-timeout; a count is reused for --cache, and requests arriving while a count is being queried share that one query. A failed count is retried after at most ${MAX_ERROR_CACHE_MS} ms, with a fresh backend connection.
 GET / is a dashboard page for people: the count refreshing every --dashboard-refresh, unique devices per hour (last 24 hours) and per day (last 30 days) as charts, and devices per error code; it asks only the JSON API above, needs no internet access, and --no-dashboard turns it off.
-The server starts even when the backend is down, answers 503 with a JSON error until it is back, and stops cleanly on SIGINT/SIGTERM (in-flight requests finish, exit code 0).`
+The server starts even when the backend is down, answers 503 with a JSON error until it is back, and stops cleanly on SIGINT/SIGTERM (in-flight requests finish, exit code 0); a second signal exits at once with code 130.`
 
   static override examples = [
     {description: 'Serve the Redis HyperLogLog count on the default port 5001.', command: '<%= config.bin %> <%= command.id %> --backend redis'},
@@ -60,14 +64,12 @@ The server starts even when the backend is down, answers 503 with a JSON error u
     host: Flags.string({description: 'Address to listen on.', env: 'IPC_HOST', default: DEFAULT_HOST}),
     'backend-timeout': durationFlag({
       description: 'Time allowed for every backend call (connect, count) before answering 503.',
-      default: DEFAULT_BACKEND_TIMEOUT_MS,
-      defaultHelp: async () => '2s',
+      ...durationDefault(DEFAULT_BACKEND_TIMEOUT_MS),
     }),
     cache: durationFlag({
       description: 'How long a count is reused before the backend is asked again; 0 asks for every request. A bare number is milliseconds.',
       aliases: ['cache-ms'],
-      default: DEFAULT_CACHE_MS,
-      defaultHelp: async () => '1s',
+      ...durationDefault(DEFAULT_CACHE_MS),
     }),
     'access-log': Flags.boolean({description: 'Write one JSON line per request to stdout.', default: false}),
     dashboard: Flags.boolean({
@@ -84,30 +86,25 @@ The server starts even when the backend is down, answers 503 with a JSON error u
     'dashboard-refresh': durationFlag({
       description: 'How often the dashboard asks for the count; its charts refresh every 6th time.',
       env: 'IPC_DASHBOARD_REFRESH',
-      default: DEFAULT_DASHBOARD_REFRESH_MS,
-      defaultHelp: async () => '5s',
+      ...durationDefault(DEFAULT_DASHBOARD_REFRESH_MS),
     }),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
-    if (flags['backend-timeout'] <= 0) this.error('--backend-timeout must be greater than 0', {exit: 2})
-    if (flags['dashboard-refresh'] < 500) this.error('--dashboard-refresh must be at least 500ms', {exit: 2})
     let errorCodes: number[]
     try {
+      if (flags['backend-timeout'] <= 0) throw new Error('--backend-timeout must be greater than 0')
+      if (flags['dashboard-refresh'] < 500) throw new Error('--dashboard-refresh must be at least 500ms')
       errorCodes = parseDashboardErrorCodes(flags['dashboard-error-codes'])
     } catch (error) {
-      if (error instanceof DashboardOptionError) this.error(error.message, {exit: 2})
-      throw error
+      this.failWith(error, {exitCode: EXIT_USAGE})
     }
     const backendOptions = {...backendOptionsFromFlags(flags), requestTimeoutMs: flags['backend-timeout']}
-    const say = (message: string): void => {
-      process.stderr.write(`ipc serve: ${message}\n`)
-    }
+    const say = (message: string): void => writeStderr(`ipc serve: ${message}`)
 
-    const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGINT', resolve)
-      process.once('SIGTERM', resolve)
+    const stopRequested = new Promise<void>((resolve) => {
+      onStopSignals({command: 'serve', stopping: 'finishing requests in flight', forcing: 'without waiting', onFirst: () => resolve()})
     })
     let server
     try {
@@ -122,13 +119,13 @@ The server starts even when the backend is down, answers 503 with a JSON error u
       })
     } catch (error) {
       // Creating a backend does not connect: what fails here is its configuration (URL, key, names).
-      this.error(error instanceof Error ? error.message : String(error), {exit: 2})
+      this.failWith(error, {exitCode: EXIT_USAGE})
     }
     try {
       await server.listen(flags.port, flags.host)
     } catch (error) {
-      if (error instanceof ListenError) this.error(error.message, {exit: 1})
-      throw error
+      // A ListenError's message states its cause already (the port in use, the address missing).
+      this.failWith(error instanceof ListenError ? error.message : error)
     }
 
     const dashboardNote = flags.dashboard ? `; dashboard at ${server.url}/` : ''
@@ -136,18 +133,9 @@ The server starts even when the backend is down, answers 503 with a JSON error u
     // Connect now so the log tells at once whether the backend answers; requests do not wait for it.
     void server.probe()
 
-    const signal = await stopSignal
-    const forceExit = (second: NodeJS.Signals): void => {
-      say(`${second} received again, exiting without waiting`)
-      process.exit(1)
-    }
-    process.on('SIGINT', forceExit)
-    process.on('SIGTERM', forceExit)
-    say(`${signal} received, finishing requests in flight`)
+    await stopRequested
     await server.close()
     say('stopped')
-    // A backend client that keeps a socket or timer alive after close must not keep the process
-    // running; the timer is unref'd, so it only fires if something else is still holding on.
-    setTimeout(() => process.exit(0), 2000).unref()
+    exitSoonIfHeldOpen('serve')
   }
 }

@@ -18,8 +18,8 @@ export interface ProduceOptions {
   /** How each send request's batch is compressed. Default: none. */
   compression?: CompressionName
   onProgress?: (sent: number) => void
-  /** Checked before each send; return true to stop early (e.g. after SIGINT). */
-  shouldStop?: () => boolean
+  /** Aborting stops the run before its next send, also during a pause (e.g. on SIGINT). */
+  stop?: AbortSignal
 }
 
 export interface ProduceSummary {
@@ -57,9 +57,10 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
   await producer.connect()
   const compression = compressionType(options.compression ?? 'none')
   const started = Date.now()
+  const {stop} = options
   let sent = 0
   try {
-    while (sent < options.numMessages && !options.shouldStop?.()) {
+    while (sent < options.numMessages && !stop?.aborted) {
       const size = Math.min(options.batchSize, options.numMessages - sent)
       const messages: Message[] = new Array(size)
       for (let i = 0; i < size; i++) messages[i] = generator.next()
@@ -68,7 +69,8 @@ export async function produceEvents(options: ProduceOptions): Promise<ProduceSum
       })
       sent += size
       options.onProgress?.(sent)
-      if (options.pauseMs > 0 && sent < options.numMessages) await sleep(options.pauseMs)
+      // A stop ends the pause early: sleep rejects then, and the loop ends.
+      if (options.pauseMs > 0 && sent < options.numMessages) await sleep(options.pauseMs, stop).catch(() => {})
     }
   } finally {
     await producer.disconnect()

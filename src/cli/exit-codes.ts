@@ -7,6 +7,7 @@ import {UnreadableBatchError} from '../kafka/codecs.js'
 import {KafkaSecurityError} from '../kafka/security.js'
 import {TopicNotFoundError} from '../kafka/topics.js'
 import {KafkaStallError} from '../pipeline/catch-up.js'
+import {ConsumerPoolError} from '../pipeline/member-events.js'
 import {CountQueryError} from '../query/count-query.js'
 import {DurationError} from '../util/duration.js'
 import {errorChain} from '../util/errors.js'
@@ -50,10 +51,12 @@ const USAGE: readonly ErrorClass[] = [IdentifierError, CountQueryError, Dashboar
 
 /**
  * The exit code for an error that ended a command, from its class or that of an error it wraps:
- * 4 an unreadable batch, else 3 a service unavailable, else 2 a usage error, else 1.
+ * a pool worker's failure keeps the code its worker gave it; 4 an unreadable batch, else 3 a service unavailable, else 2 a usage error, else 1.
  */
 export function exitCodeFor(error: unknown): number {
   const chain = errorChain(error)
+  const fromWorker = chain.find((current) => current instanceof ConsumerPoolError)
+  if (fromWorker instanceof ConsumerPoolError) return fromWorker.exitCode
   const isA = (types: readonly ErrorClass[]) => chain.some((current) => types.some((type) => current instanceof type))
   if (chain.some((current) => current instanceof UnreadableBatchError)) return EXIT_UNREADABLE_BATCH
   if (isA(UNAVAILABLE)) return EXIT_UNAVAILABLE

@@ -19,6 +19,8 @@ export interface StopSignalOptions {
   forcing: string
   /** Called on the first signal: begin the clean stop. */
   onFirst: (signal: NodeJS.Signals) => void
+  /** True when the command is already stopping on its own (`--until-idle`): a signal then forces at once. */
+  alreadyStopping?: () => boolean
   /** Writes one line to stderr. Default: writeStderr. */
   log?: (line: string) => void
   /** Default: `process`. */
@@ -37,7 +39,7 @@ export function onStopSignals(options: StopSignalOptions): () => void {
   const {command, source = process, log = writeStderr, exit = (code: number) => process.exit(code)} = options
   let received = false
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (received) {
+    if (received || options.alreadyStopping?.()) {
       log(`ipc ${command}: second signal, exiting ${options.forcing}`)
       exit(EXIT_FORCED)
       return

@@ -8,8 +8,16 @@ import {ConsumerPool, ConsumerPoolError} from '../pipeline/consumer-pool.js'
 import type {BackendOptions} from '../backends/registry.js'
 import {formatDuration} from '../util/duration.js'
 import {errorChain} from '../util/errors.js'
-import {EXIT_FAILURE, EXIT_FORCED, EXIT_USAGE} from '../cli/exit-codes.js'
-import {backendFlags, compressionFlag, durationFlag, kafkaFlags} from '../cli/flags.js'
+import {EXIT_FAILURE, EXIT_USAGE} from '../cli/exit-codes.js'
+import {backendFlags, compressionFlag, durationDefault, durationFlag, kafkaFlags, kafkaLogLevelFlags} from '../cli/flags.js'
+import {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_FLUSH_INTERVAL_MS,
+  DEFAULT_REPORT_INTERVAL_MS,
+  DEFAULT_SESSION_TIMEOUT_MS,
+  DEFAULT_WRITE_TIMEOUT_MS,
+} from '../cli/defaults.js'
+import {exitSoonIfHeldOpen, onStopSignals} from '../cli/signals.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {createKafka, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
@@ -86,11 +94,14 @@ export default class Consume extends IpcCommand {
         'Events per backend write. clickhouse: insert when this many are buffered. redis: a write holds what ' +
         'arrived while the previous one was in flight, up to this many. Either way fetching pauses while two ' +
         'batches wait in memory.',
-      default: 10_000,
+      default: DEFAULT_BATCH_SIZE,
       min: 1,
     }),
-    'flush-interval': durationFlag({description: 'clickhouse: insert buffered events at least this often, even when no new events arrive.', default: 30_000}),
-    'report-interval': durationFlag({description: 'How often to print "Total devices: N".', default: 30_000}),
+    'flush-interval': durationFlag({
+      description: 'clickhouse: insert buffered events at least this often, even when no new events arrive.',
+      ...durationDefault(DEFAULT_FLUSH_INTERVAL_MS),
+    }),
+    'report-interval': durationFlag({description: 'How often to print "Total devices: N".', ...durationDefault(DEFAULT_REPORT_INTERVAL_MS)}),
     'until-idle': durationFlag({
       description:
         "Stop cleanly once caught up for this long: no event arrived and the group's lag shows nothing left to read on " +
@@ -109,7 +120,7 @@ export default class Consume extends IpcCommand {
     'session-timeout': durationFlag({
       description: 'Consumer group session timeout: how long a crashed member holds its partitions.',
       env: 'KAFKA_SESSION_TIMEOUT',
-      default: 30_000,
+      ...durationDefault(DEFAULT_SESSION_TIMEOUT_MS),
     }),
     workers: Flags.integer({
       description:
@@ -133,8 +144,7 @@ export default class Consume extends IpcCommand {
         'retried. A timed-out ClickHouse insert may still have been applied: its retry stores nothing twice ' +
         '(see the README).',
       env: 'IPC_BACKEND_TIMEOUT',
-      default: 10_000,
-      defaultHelp: async () => '10s',
+      ...durationDefault(DEFAULT_WRITE_TIMEOUT_MS),
     }),
     'max-retry-time': durationFlag({
       description:
@@ -143,12 +153,7 @@ export default class Consume extends IpcCommand {
         'Default: retry until they are back.',
       env: 'IPC_MAX_RETRY_TIME',
     }),
-    'kafka-log-level': Flags.string({
-      description: 'Kafka client log level.',
-      options: ['nothing', 'error', 'warn', 'info', 'debug'],
-      default: 'error',
-      env: 'KAFKA_LOG_LEVEL',
-    }),
+    ...kafkaLogLevelFlags,
   }
 
   async run(): Promise<ConsumeSummary> {
@@ -230,15 +235,14 @@ export default class Consume extends IpcCommand {
           progress.update(`consumed ${formatInt(stats.processed)} · valid ${formatInt(stats.valid)} · invalid ${formatInt(stats.invalid)}`)
         }, 250)
       : undefined
-    const onSignal = () => {
-      if (running.stopping) {
-        warn('ipc consume: second signal, exiting without committing')
-        process.exit(EXIT_FORCED)
-      }
-      warn('ipc consume: stopping: flushing and committing (signal again to force)')
-      running.stop('signal')
-    }
-    process.on('SIGINT', onSignal).on('SIGTERM', onSignal)
+    const disposeSignals = onStopSignals({
+      command: 'consume',
+      stopping: 'flushing and committing',
+      forcing: 'without committing',
+      log: warn,
+      onFirst: () => running.stop('signal'),
+      alreadyStopping: () => running.stopping,
+    })
     let summary: ConsumeSummary
     try {
       summary = await running.run()
@@ -249,17 +253,16 @@ export default class Consume extends IpcCommand {
         maxRetryTime !== undefined &&
         (error instanceof ConsumerPoolError ? error.backendGaveUp : errorChain(error).some((cause) => cause instanceof BackendGaveUpError))
       const prefix = gaveUp ? `gave up after --max-retry-time ${formatDuration(maxRetryTime)}: ` : ''
-      if (error instanceof ConsumerPoolError) this.failWith(error, {prefix, exitCode: error.exitCode})
       this.failWith(error, {prefix})
     } finally {
       clearInterval(progressTimer)
-      process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
+      disposeSignals()
       await probes?.close()
     }
     progress.clear()
     this.log(reportLine(summary))
     this.printSummary(summary)
-    exitSoonIfHeldOpen(warn)
+    exitSoonIfHeldOpen('consume', warn)
     return summary
   }
 
@@ -281,23 +284,6 @@ export default class Consume extends IpcCommand {
     if (isInteractive()) this.log(renderSummary(rows))
     else for (const [label, value] of rows) this.log(`${label.trim()}: ${value}`)
   }
-}
-
-/** How long a finished run may take to exit on its own before it is made to. */
-const EXIT_GRACE_MS = 2000
-
-/**
- * kafkajs 2.2.4 can leave a broker connection open after a clean disconnect: when the consumer
- * crashed and restarted (e.g. the broker dropped a connection mid-request), its crash handler sends
- * LeaveGroup through a coordinator connection that is no longer in the client's broker pool, so
- * `disconnect()` never closes it and the process would not exit. Everything is flushed, committed
- * and printed by now; the unref'd timer fires only if something else keeps the process alive.
- */
-function exitSoonIfHeldOpen(warn: (line: string) => void): void {
-  setTimeout(() => {
-    warn('ipc consume: done; exiting although a client connection is still open')
-    process.exit(process.exitCode ?? 0)
-  }, EXIT_GRACE_MS).unref()
 }
 
 function reportLine(report: ConsumeReport): string {

@@ -21,7 +21,9 @@ import {
 } from './consume-stats.js'
 import type {ConsumeWorkerData, WorkerFailure} from './consume-worker.js'
 import {WorkerMember} from './worker-member.js'
-import {ConsumeError, type PipelineEvents, type Readiness} from './member-events.js'
+import {ConsumerPoolError, type PipelineEvents, type Readiness} from './member-events.js'
+
+export {ConsumerPoolError} from './member-events.js'
 
 export interface ConsumerPoolOptions {
   /** How many members, each in its own worker thread. */
@@ -38,18 +40,6 @@ export interface ConsumerPoolOptions {
   onReport?: (report: ConsumeReport) => void
   lagIntervalMs?: number
   log: (line: string) => void
-}
-
-/** A worker's failure ended the pool; `exitCode` is the one that worker's error gives. */
-export class ConsumerPoolError extends ConsumeError {
-  override name = 'ConsumerPoolError'
-  constructor(
-    message: string,
-    readonly exitCode: number,
-    readonly backendGaveUp: boolean,
-  ) {
-    super(message)
-  }
 }
 
 /**

@@ -41,6 +41,18 @@ export class ConsumeError extends Error {
   override name = 'ConsumeError'
 }
 
+/** A pool's worker failed: its error's line and the exit code it gave it (errors cross threads without their class). */
+export class ConsumerPoolError extends ConsumeError {
+  override name = 'ConsumerPoolError'
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly backendGaveUp: boolean,
+  ) {
+    super(message)
+  }
+}
+
 /** What a member's run ends with: its stats and why it stopped. */
 export interface MemberResult {
   stats: ConsumeStats

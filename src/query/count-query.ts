@@ -47,9 +47,6 @@ export interface SeriesPoint {
   readonly count: number
 }
 
-/** The plain all-time count. */
-export const ALL_TIME: CountQuery = Object.freeze({errorCodes: Object.freeze([]) as readonly number[]})
-
 /** True when the query is the plain all-time count over every error code. */
 export function isAllTime(query: CountQuery): boolean {
   return query.sinceMs === undefined && query.untilMs === undefined && query.errorCodes.length === 0
@@ -201,24 +198,6 @@ export function seriesBuckets(query: BoundedCountQuery, by: BucketSize): Bucket[
     buckets.push({startMs: start, sinceMs: Math.max(start, query.sinceMs), untilMs: Math.min(start + size, query.untilMs)})
   }
   return buckets
-}
-
-export interface HourSplit {
-  /** Whole UTC hours inside the range, [sinceMs, untilMs), if there is at least one. */
-  wholeHours?: {sinceMs: number; untilMs: number}
-  /** The parts of the range outside whole hours (at most two; the whole range if no hour fits). */
-  edges: Array<{sinceMs: number; untilMs: number}>
-}
-
-/** Splits [since, until) into the whole UTC hours it contains and the partial hours at its ends. */
-export function splitAtWholeHours(sinceMs: number, untilMs: number): HourSplit {
-  const firstWhole = bucketCeil(sinceMs, 'hour')
-  const endWhole = bucketStart(untilMs, 'hour')
-  if (firstWhole >= endWhole) return {edges: sinceMs < untilMs ? [{sinceMs, untilMs}] : []}
-  const edges: HourSplit['edges'] = []
-  if (sinceMs < firstWhole) edges.push({sinceMs, untilMs: firstWhole})
-  if (endWhole < untilMs) edges.push({sinceMs: endWhole, untilMs})
-  return {wholeHours: {sinceMs: firstWhole, untilMs: endWhole}, edges}
 }
 
 /** Whether one event belongs to the query. */

@@ -15,7 +15,6 @@ import {
   parseTimeBound,
   queryJson,
   seriesBuckets,
-  splitAtWholeHours,
   validateQuery,
 } from '../../src/query/count-query.js'
 import {countSeriesSql, countUniqueSql, planRange, rawRangeConditions} from '../../src/backends/clickhouse/queries.js'
@@ -126,29 +125,6 @@ describe('count query buckets', () => {
       {startMs: H(13), count: 4},
       {startMs: H(14), count: 0},
     ])
-  })
-
-  it('splits a range into whole hours and partial edges that together cover it exactly', () => {
-    expect(splitAtWholeHours(H(12, 30), H(15, 10))).to.deep.equal({
-      wholeHours: {sinceMs: H(13), untilMs: H(15)},
-      edges: [
-        {sinceMs: H(12, 30), untilMs: H(13)},
-        {sinceMs: H(15), untilMs: H(15, 10)},
-      ],
-    })
-    expect(splitAtWholeHours(H(12), H(14))).to.deep.equal({wholeHours: {sinceMs: H(12), untilMs: H(14)}, edges: []})
-    expect(splitAtWholeHours(H(12, 10), H(12, 50))).to.deep.equal({edges: [{sinceMs: H(12, 10), untilMs: H(12, 50)}]})
-    expect(splitAtWholeHours(H(12, 10), H(13, 50))).to.deep.equal({edges: [{sinceMs: H(12, 10), untilMs: H(13, 50)}]})
-    fc.assert(
-      fc.property(fc.integer({min: -1e13, max: 1e13}), fc.integer({min: 1, max: 1e9}), fc.integer({min: -1e13, max: 1e13}), (since, length, probe) => {
-        const until = since + length
-        const {wholeHours, edges} = splitAtWholeHours(since, until)
-        const parts = [...(wholeHours ? [wholeHours] : []), ...edges]
-        const inParts = parts.filter((part) => part.sinceMs <= probe && probe < part.untilMs).length
-        expect(inParts).to.equal(since <= probe && probe < until ? 1 : 0)
-        if (wholeHours) expect([wholeHours.sinceMs % HOUR_MS, wholeHours.untilMs % HOUR_MS].map(Math.abs)).to.deep.equal([0, 0])
-      }),
-    )
   })
 
   it('matches events by half-open range and any of the error codes', () => {

@@ -222,6 +222,84 @@ describe('serve: count server', () => {
     })
   })
 
+  describe('range queries, against the memory backend', () => {
+    let server: CountServer
+    const HOUR = 3_600_000
+
+    beforeEach(async () => {
+      const backend = new MemoryBackend()
+      await backend.add([
+        {timestampMs: 0, deviceIp: '10.0.0.1', errorCode: 0},
+        {timestampMs: 1, deviceIp: '10.0.0.2', errorCode: 0},
+        {timestampMs: 2, deviceIp: '10.0.0.1', errorCode: -1},
+        {timestampMs: HOUR, deviceIp: '10.0.0.3', errorCode: 5},
+      ])
+      server = await start({createBackend: async () => backend, now: () => 2 * HOUR})
+    })
+
+    it('answers a range with the count, exactness and the query, as one JSON line', async () => {
+      const answer = await request(server.url, '/unique_ip_count?until=1970-01-01T00:00:00.002Z&since=1970-01-01')
+      expect(answer.status).to.equal(200)
+      expect(answer.headers['content-type']).to.equal('application/json; charset=utf-8')
+      expect(answer.headers['cache-control']).to.equal('no-store')
+      expect(answer.body).to.equal(
+        '{"unique_device_ip_count":2,"exact":true,"since":"1970-01-01T00:00:00.000Z","until":"1970-01-01T00:00:00.002Z","error_codes":[]}\n',
+      )
+    })
+
+    it('counts error codes given repeated or comma-separated, with no range', async () => {
+      const answer = await request(server.url, '/unique_ip_count?error_code=5&error_code=-1,5')
+      expect(answer.body).to.equal('{"unique_device_ip_count":2,"exact":true,"since":null,"until":null,"error_codes":[-1,5]}\n')
+    })
+
+    it('answers by=hour with a series, relative bounds read against now', async () => {
+      const answer = await request(server.url, '/unique_ip_count?since=2h&by=hour')
+      expect(JSON.parse(answer.body)).to.deep.equal({
+        unique_device_ip_count: 3,
+        exact: true,
+        since: '1970-01-01T00:00:00.000Z',
+        until: '1970-01-01T02:00:00.000Z',
+        error_codes: [],
+        by: 'hour',
+        series: [
+          {bucket: '1970-01-01T00:00:00.000Z', count: 2},
+          {bucket: '1970-01-01T01:00:00.000Z', count: 1},
+        ],
+      })
+    })
+
+    it('answers 400 JSON, without Retry-After, for an invalid or repeated parameter', async () => {
+      const invalid = await request(server.url, '/unique_ip_count?since=yesterday')
+      expect(invalid.status).to.equal(400)
+      expect(invalid.headers['retry-after']).to.equal(undefined)
+      expect(JSON.parse(invalid.body).error).to.match(/^invalid since "yesterday": /)
+      const repeated = await request(server.url, '/unique_ip_count?since=1h&since=2h')
+      expect(repeated.status).to.equal(400)
+      expect(repeated.body).to.equal('{"error":"query parameter \\"since\\" given more than once"}\n')
+      const seriesWithoutStart = await request(server.url, '/unique_ip_count?by=hour')
+      expect(seriesWithoutStart.status).to.equal(400)
+      expect(JSON.parse(seriesWithoutStart.body).error).to.equal('by needs since (for example since 24h by hour)')
+    })
+
+    it('answers 400 for a range on a backend that counts only the total', async () => {
+      const other = await start({createBackend: scripted(new Script())})
+      const answer = await request(other.url, '/unique_ip_count?since=1h')
+      expect(answer.status).to.equal(400)
+      expect(answer.body).to.equal('{"error":"the scripted backend cannot count time ranges or error codes"}\n')
+      expect((await request(other.url, '/healthz')).status).to.equal(200)
+    })
+
+    it('answers 503 JSON with Retry-After when the backend fails a range query', async () => {
+      const script = new Script()
+      script.connect = 'reject'
+      const other = await start({createBackend: scripted(script)})
+      const answer = await request(other.url, '/unique_ip_count?since=1h')
+      expect(answer.status).to.equal(503)
+      expect(answer.headers['retry-after']).to.equal('1')
+      expect(answer.body).to.equal('{"error":"connection refused","backend":"scripted","location":"scripted://127.0.0.1:1"}\n')
+    })
+  })
+
   describe('cache and single-flight', () => {
     it('answers a burst from one backend query while the cache is fresh', async () => {
       const script = new Script()

@@ -6,15 +6,7 @@ import {EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, durationDefault, durationFlag} from '../cli/flags.js'
 import {writeStderr} from '../cli/output.js'
 import {exitSoonIfHeldOpen, onStopSignals} from '../cli/signals.js'
-import {
-  createCountServer,
-  DEFAULT_BACKEND_TIMEOUT_MS,
-  DEFAULT_CACHE_MS,
-  DEFAULT_HOST,
-  DEFAULT_PORT,
-  ListenError,
-  MAX_ERROR_CACHE_MS,
-} from '../http/count-server.js'
+import {createCountServer, DEFAULT_BACKEND_TIMEOUT_MS, DEFAULT_CACHE_MS, DEFAULT_HOST, DEFAULT_PORT, MAX_ERROR_CACHE_MS} from '../http/count-server.js'
 import {DEFAULT_DASHBOARD_ERROR_CODES, DEFAULT_DASHBOARD_REFRESH_MS, parseDashboardErrorCodes} from '../http/dashboard.js'
 
 /** Passwords given on the command line, in every spelling an error message might repeat them. */
@@ -124,8 +116,7 @@ The server starts even when the backend is down, answers 503 with a JSON error u
     try {
       await server.listen(flags.port, flags.host)
     } catch (error) {
-      // A ListenError's message states its cause already (the port in use, the address missing).
-      this.failWith(error instanceof ListenError ? error.message : error)
+      this.failWith(error)
     }
 
     const dashboardNote = flags.dashboard ? `; dashboard at ${server.url}/` : ''

@@ -3,7 +3,8 @@ import type {AddressInfo} from 'node:net'
 import type {BackendError, CountBackend} from '../backends/backend.js'
 import {createServerMetrics, type ServerMetrics} from './count-metrics.js'
 import {CountRouter, jsonReply, pathOf, type Reply} from './count-router.js'
-import {CountSource, describeError, TOTAL_COUNT} from './count-source.js'
+import {CountSource, TOTAL_COUNT} from './count-source.js'
+import {errorReason} from '../util/errors.js'
 import type {DashboardOptions} from './dashboard.js'
 import {listen, serverUrl} from './listen.js'
 
@@ -86,7 +87,7 @@ export class CountServer {
     this.router = new CountRouter({source: this.source, metrics: this.metrics, now, dashboard: options.dashboard})
     this.http = http.createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
-        options.log?.(`internal error answering ${request.method} ${pathOf(request.url)}: ${redact(describeError(error))}`)
+        options.log?.(`internal error answering ${request.method} ${pathOf(request.url)}: ${redact(errorReason(error))}`)
         if (!response.headersSent) this.send(request, response, jsonReply(500, {error: 'internal server error'}))
         else response.destroy()
       })

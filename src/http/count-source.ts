@@ -1,4 +1,5 @@
 import {BackendError, type CountBackend, supportsRangeCounts} from '../backends/backend.js'
+import {errorReason} from '../util/errors.js'
 import {CountQueryError, isBounded, type ParsedCountQuery, type SeriesPoint} from '../query/count-query.js'
 import {BackendHolder, type BackendHolderOptions, BackendTimeoutError} from './backend-holder.js'
 import type {BackendOperation, ServerMetrics} from './count-metrics.js'
@@ -57,13 +58,6 @@ export interface CountSourceOptions extends BackendHolderOptions {
   /** Operator messages: backend unavailable, backend available again. */
   log: (message: string) => void
   now: () => number
-}
-
-/** An error's message for an answer or a log line; of an AggregateError (every address refused), its first error's. */
-export function describeError(error: unknown): string {
-  if (error instanceof AggregateError && error.errors.length > 0) return describeError(error.errors[0])
-  if (error instanceof Error) return error.message || error.name
-  return String(error)
 }
 
 /**
@@ -154,7 +148,7 @@ export class CountSource {
 
   private toBackendError(error: unknown): BackendError {
     const {redact} = this.options
-    const message = redact(describeError(error))
+    const message = redact(errorReason(error))
     if (error instanceof BackendTimeoutError) return new BackendTimeoutError(message, error.backend, redact(error.location))
     if (error instanceof BackendError) return new BackendError(message, error.backend, redact(error.location), {cause: error, retriable: error.retriable})
     return new BackendError(message, this.backends.name, this.backendLocation, {cause: error})

@@ -4,6 +4,8 @@ import type {AddressInfo} from 'node:net'
 /** A server could not listen where asked (port in use, address not on this machine, no permission). */
 export class ListenError extends Error {
   override name = 'ListenError'
+  /** The message states the cause already (the port in use, the address missing). */
+  readonly includesCause = true
 }
 
 /** Starts `server` listening; resolves with the bound address (port 0 picks a free port). */

@@ -1,4 +1,5 @@
 import type {Kafka} from 'kafkajs'
+import {DEFAULT_SESSION_TIMEOUT_MS} from '../cli/defaults.js'
 import type {CompressionName} from '../kafka/codecs.js'
 import {DeadLetterSink} from './dead-letter-sink.js'
 import {GroupMember, type MemberBackend} from './group-member.js'
@@ -18,7 +19,7 @@ export interface MemberSettings {
 
 /** A member with its own kafkajs consumer (and dead-letter producer) of `kafka`. */
 export function createGroupMember(kafka: Kafka, backend: MemberBackend, settings: MemberSettings, log: (line: string) => void): GroupMember {
-  const sessionTimeout = settings.sessionTimeoutMs ?? 30_000
+  const sessionTimeout = settings.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS
   const heartbeatIntervalMs = Math.max(100, Math.floor(sessionTimeout / 10))
   const consumer = kafka.consumer({
     groupId: settings.groupId,

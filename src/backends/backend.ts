@@ -1,7 +1,5 @@
 import type {EventEmitter} from 'node:events'
-import {readFileSync} from 'node:fs'
 import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../query/count-query.js'
-import {sleep} from '../util/async.js'
 
 /** One valid, normalised network event, as every backend receives it. */
 export interface DeviceEvent {
@@ -52,6 +50,33 @@ export interface BackendEvents {
 /**
  * The one interface every command uses to count. Implementations: redis (HyperLogLog, approximate),
  * clickhouse (batched inserts, exact), memory (exact, in-process).
+ *
+ * The lifecycle contract, the same for every implementation (test/integration/backend-contract.test.ts
+ * runs each through it; redis and clickhouse share it in code, as `BufferedBackend` in buffered-backend.ts):
+ * - Creating a backend checks its options (an invalid URL or name throws at once) and opens nothing.
+ * - `connect()` is eager: it reaches the service and prepares what the backend needs (ClickHouse
+ *   creates database, tables and rollups; Redis checks the key holds a HyperLogLog), so a command
+ *   fails before it does any work. It may be called again, also after it failed. Every other
+ *   operation connects on demand too, so calling it is not required; a connection lost later is
+ *   opened again by the next operation.
+ * - `add()` resolves once the events are accepted, later when the buffer is full (back-pressure),
+ *   with a receipt whose `durable` settles when they are written (see {@link AddReceipt}). `add()`
+ *   itself rejects only when the backend is closed, has given up, or its first connection fails.
+ * - A failed write is retried with capped exponential backoff until `maxRetryTimeMs` (see `WriterOptions`)
+ *   has passed, each failure a `write-failed` event ({@link BackendEvents}). When the writer gives up
+ *   (time used up, or a failure retrying cannot fix) the receipts of the unwritten events reject, and
+ *   every later `add()` and `flush()` rejects with the same error: a {@link BackendGaveUpError} when
+ *   it gave up after retrying.
+ * - `flush()` writes what is buffered and resolves when it is durable, retrying as a write does.
+ * - `close()` refuses further `add()`, stops retrying a write that is failing, gives what is buffered
+ *   one attempt, then releases connections and timers; it rejects (and so do the receipts of what
+ *   was not written) if that last write fails. To wait out an outage, `flush()` first. A second
+ *   call is safe: it waits for the first and resolves. After `close()`, `connect()`, `add()` and the
+ *   counts reject with a BackendError saying the backend is closed, which is not retriable.
+ * - Every failure is a BackendError naming the backend and its location, never a password, whose
+ *   `retriable` comes from the backend's one classification of errors: unreachable, timed out or busy
+ *   is retriable; refused (credentials, a key or table of another type, a bad query) or closed is not.
+ *   Reads (`count()`…) fail at once; only writes are retried.
  */
 export interface CountBackend extends Pick<EventEmitter<BackendEvents>, 'on' | 'off'> {
   /** Registry name: `redis`, `clickhouse`, `memory`. */
@@ -60,7 +85,7 @@ export interface CountBackend extends Pick<EventEmitter<BackendEvents>, 'on' | '
   readonly exact: boolean
   /** Human-readable location for messages, without credentials (e.g. `redis://127.0.0.1:6379`). */
   readonly location: string
-  /** Connects and creates what is missing (keys need nothing; ClickHouse database/table). */
+  /** Connects and prepares what is missing (ClickHouse database and tables; Redis checks the key's type). */
   connect(): Promise<void>
   /**
    * Accepts events. Resolves when they are accepted (buffered or written); applies back-pressure by
@@ -73,7 +98,7 @@ export interface CountBackend extends Pick<EventEmitter<BackendEvents>, 'on' | '
   readonly unwrittenEvents: number
   /** Number of distinct device IPs stored. */
   count(): Promise<number>
-  /** Flushes and releases connections and timers. */
+  /** Gives what is buffered one attempt, then releases connections and timers; safe to call twice. */
   close(): Promise<void>
 }
 
@@ -96,23 +121,6 @@ export interface RangeCountBackend extends CountBackend {
    * event), in order; each bucket counts only its part inside the range.
    */
   countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]>
-}
-
-/** Reads the PEM CA bundle a backend's TLS connections trust; a BackendError naming the file if it cannot. */
-export function readCaFile(file: string, service: string, backend: string, location: string): Buffer {
-  try {
-    return readFileSync(file)
-  } catch (error) {
-    throw new BackendError(`cannot read the ${service} CA file ${file}: ${(error as NodeJS.ErrnoException).code}`, backend, location)
-  }
-}
-
-/** Re-emits a part's health events (e.g. its BatchWriter's) as the backend's own. */
-export function relayBackendEvents(from: EventEmitter<BackendEvents>, to: EventEmitter<BackendEvents>): void {
-  from.on('write-failed', (error) => to.emit('write-failed', error))
-  from.on('write-recovered', (failedForMs) => to.emit('write-recovered', failedForMs))
-  from.on('written', (events, durationMs) => to.emit('written', events, durationMs))
-  from.on('write-gave-up', (error) => to.emit('write-gave-up', error))
 }
 
 export function supportsRangeCounts(backend: CountBackend): backend is RangeCountBackend {
@@ -149,76 +157,5 @@ export class BackendGaveUpError extends BackendError {
   override name = 'BackendGaveUpError'
   constructor(failure: BackendError) {
     super(failure.message, failure.backend, failure.location, {cause: failure.cause, retriable: failure.retriable})
-  }
-}
-
-/**
- * Removes the password (and user name) from a URL so it can appear in messages and logs.
- * A string that is not a valid URL is returned with anything between `//` and `@` cut out.
- */
-export function urlWithoutCredentials(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (!parsed.username && !parsed.password) return url
-    parsed.username = ''
-    parsed.password = ''
-    const text = parsed.toString()
-    // WHATWG URLs gain a `/` path on http(s); keep the form the user wrote.
-    return text.endsWith('/') && !url.endsWith('/') ? text.slice(0, -1) : text
-  } catch {
-    return url.replace(/\/\/[^/@]*@/, '//')
-  }
-}
-
-/** How a backend retries a failed write: capped exponential backoff, optionally bounded in time. */
-export interface RetryPolicy {
-  /** Wait before the first retry. */
-  initialDelayMs: number
-  /** Longest wait between two attempts. */
-  maxDelayMs: number
-  /** Give up once this much time passed since the first failure; undefined retries forever. */
-  maxRetryTimeMs?: number
-}
-
-export const DEFAULT_RETRY_POLICY: RetryPolicy = {initialDelayMs: 200, maxDelayMs: 5000}
-
-/** The wait before retry number `retry` (1-based): doubles from `initialDelayMs` up to `maxDelayMs`. */
-export function backoffDelayMs(policy: RetryPolicy, retry: number): number {
-  const exponent = Math.min(Math.max(retry - 1, 0), 30)
-  return Math.min(policy.initialDelayMs * 2 ** exponent, policy.maxDelayMs)
-}
-
-/**
- * Runs `attempt` until it succeeds. Each failure is passed to `onFailure` together with the wait
- * before the next attempt. Rejects with the failure when `isRetryable` says it is permanent, when
- * `policy.maxRetryTimeMs` has passed since the first failure, or with `signal.reason` when `signal`
- * aborts (e.g. the backend closes).
- */
-export async function retryWithBackoff<T>(
-  attempt: () => Promise<T>,
-  options: {
-    policy: RetryPolicy
-    onFailure: (error: unknown, retryInMs: number) => void
-    isRetryable?: (error: unknown) => boolean
-    signal?: AbortSignal
-  },
-): Promise<T> {
-  const {policy, onFailure, isRetryable, signal} = options
-  let firstFailureAt: number | undefined
-  for (let retry = 1; ; retry++) {
-    if (signal?.aborted) throw signal.reason
-    try {
-      return await attempt()
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason
-      if (isRetryable && !isRetryable(error)) throw error
-      firstFailureAt ??= Date.now()
-      const elapsed = Date.now() - firstFailureAt
-      if (policy.maxRetryTimeMs !== undefined && elapsed >= policy.maxRetryTimeMs) throw error
-      let delay = backoffDelayMs(policy, retry)
-      if (policy.maxRetryTimeMs !== undefined) delay = Math.min(delay, policy.maxRetryTimeMs - elapsed)
-      onFailure(error, delay)
-      await sleep(delay, signal)
-    }
   }
 }

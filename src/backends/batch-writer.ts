@@ -1,6 +1,7 @@
 import {EventEmitter} from 'node:events'
-import type {AddReceipt, BackendError, BackendEvents, RetryPolicy} from './backend.js'
-import {BackendGaveUpError, retryWithBackoff} from './backend.js'
+import type {AddReceipt, BackendError, BackendEvents} from './backend.js'
+import {BackendGaveUpError} from './backend.js'
+import {retryWithBackoff, type RetryPolicy} from './retry.js'
 
 /** What a backend collects for one write: it counts the items appended (what `batchSize` limits). */
 export interface WriteBatch<T> {
@@ -8,7 +9,19 @@ export interface WriteBatch<T> {
   append(item: T): void
 }
 
-export interface BatchWriterOptions<T, B extends WriteBatch<T>> {
+/** Where a BatchWriter writes: a backend's write encoding and the wording of its failures. */
+export interface BatchSink<T, B extends WriteBatch<T>> {
+  /** An empty batch; it encodes each item as it is appended. */
+  newBatch(): B
+  /** One attempt at writing a batch; the writer retries it. */
+  write(batch: B): Promise<void>
+  /** `inserting 10000 rows`: names a batch in messages. */
+  describe(batch: B): string
+  /** The backend's BackendError for a failure of `action`; its `retriable` decides whether the writer retries. */
+  failure(action: string, error: unknown): BackendError
+}
+
+export interface BatchWriterOptions {
   /** Items per batch. While one batch is being written the next fills; once that is full too, `add()` waits. */
   batchSize: number
   /**
@@ -16,18 +29,8 @@ export interface BatchWriterOptions<T, B extends WriteBatch<T>> {
    * write is in flight (group commit: whatever arrived during one write goes out in the next).
    */
   flushIntervalMs: number
-  newBatch(): B
-  /** One attempt at writing a batch; the writer retries it as `retryPolicy` says. */
-  write(batch: B): Promise<void>
+  /** How a failed write is retried. */
   retryPolicy: RetryPolicy
-  /** False for failures retrying cannot fix; the writer then gives up at once. */
-  isRetryable(error: unknown): boolean
-  /** `inserting 10000 rows`: names a batch in messages. */
-  describe(batch: B): string
-  /** Wraps a failure of `action` into the backend's BackendError. */
-  failure(action: string, error: unknown): BackendError
-  /** The error `add()` throws after `close()`. */
-  closedError(): BackendError
 }
 
 interface PendingBatch<B> {
@@ -49,6 +52,11 @@ interface PendingBatch<B> {
  * the retry policy gives up (or the failure is permanent) that batch and the filling one are
  * rejected and every later `add()`/`flush()` rejects with the same error.
  *
+ * The writer reports its health itself, as the {@link BackendEvents} a backend passes on unchanged:
+ * `write-failed` for every failed attempt, `write-recovered` for the first success after failures,
+ * `written` for every write, `write-gave-up` when it stops retrying (then with a
+ * {@link BackendGaveUpError} if it had retried).
+ *
  * `add()` hands back a receipt whose `durable` resolves once the batches holding its items are
  * written, and rejects with the BackendError if the writer gave up on them: a consumer commits
  * offsets on the one and stops on the other, also when no further events arrive.
@@ -57,13 +65,17 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
   private filling: PendingBatch<B>
   private writing?: {pending: PendingBatch<B>; done: Promise<void>}
   private failed?: BackendError
-  private closed = false
+  /** The error `add()` rejects with once closed. */
+  private closed?: BackendError
   /** When the first attempt failed since the last successful write. */
   private failingSince?: number
   private retrying = true
   private readonly stopRetries = new AbortController()
 
-  constructor(private readonly options: BatchWriterOptions<T, B>) {
+  constructor(
+    private readonly sink: BatchSink<T, B>,
+    private readonly options: BatchWriterOptions,
+  ) {
     super()
     this.filling = this.newPending()
   }
@@ -121,18 +133,17 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
   }
 
   /**
-   * Refuses further `add()` calls and flushes. `retry: false` stops retrying: a write that is
-   * failing gives up now, and the flush gets one attempt; the unwritten items' receipts reject.
-   * Rejects when this flush fails; a give-up reported before `close()` is not reported again.
+   * Refuses further `add()` calls (with `closed`), stops retrying and flushes: a write that is
+   * failing gives up now with `closed`, and what is buffered gets one attempt; the unwritten items'
+   * receipts reject. Rejects when this flush fails; a give-up reported before `close()` is not
+   * reported again.
    */
-  async close({retry}: {retry: boolean}): Promise<void> {
+  async close(closed: BackendError): Promise<void> {
     if (this.closed) return
-    this.closed = true
+    this.closed = closed
     if (this.failed) return
-    if (!retry) {
-      this.retrying = false
-      if (this.failingSince !== undefined) this.stopRetries.abort(this.options.closedError())
-    }
+    this.retrying = false
+    if (this.failingSince !== undefined) this.stopRetries.abort(closed)
     try {
       await this.flush()
     } finally {
@@ -149,7 +160,7 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
     })
     // Handled here: a batch whose receipts nobody awaits must not crash the process when it fails.
     written.catch(() => {})
-    return {batch: this.options.newBatch(), due: false, written, resolve, reject}
+    return {batch: this.sink.newBatch(), due: false, written, resolve, reject}
   }
 
   private startTimer(pending: PendingBatch<B>): void {
@@ -182,16 +193,16 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
   /** Writes one batch, retrying until it succeeds or the retry policy gives up. Never rejects. */
   private async write(pending: PendingBatch<B>): Promise<void> {
     const {batch} = pending
-    const {describe, failure, retryPolicy, isRetryable} = this.options
+    const {sink} = this
     let attemptStarted = 0
     try {
-      await retryWithBackoff(() => ((attemptStarted = performance.now()), this.options.write(batch)), {
-        policy: retryPolicy,
+      await retryWithBackoff(() => ((attemptStarted = performance.now()), sink.write(batch)), {
+        policy: this.options.retryPolicy,
         signal: this.stopRetries.signal,
-        isRetryable: (error) => this.retrying && isRetryable(error),
+        isRetryable: (error) => this.retrying && sink.failure(sink.describe(batch), error).retriable,
         onFailure: (error, retryInMs) => {
           this.failingSince ??= Date.now()
-          this.emit('write-failed', failure(`${describe(batch)} (retrying in ${retryInMs} ms)`, error))
+          this.emit('write-failed', sink.failure(`${sink.describe(batch)} (retrying in ${retryInMs} ms)`, error))
         },
       })
       if (this.failingSince !== undefined) {
@@ -202,7 +213,7 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
       this.emit('written', batch.size, performance.now() - attemptStarted)
       pending.resolve()
     } catch (error) {
-      const given = failure(`${describe(batch)} (gave up)`, error)
+      const given = sink.failure(`${sink.describe(batch)} (gave up)`, error)
       // After failed attempts it gave up on retrying; a first failure that retrying cannot fix is the failure itself.
       this.failed = this.failingSince === undefined ? given : new BackendGaveUpError(given)
       this.emit('write-gave-up', this.failed)
@@ -214,6 +225,6 @@ export class BatchWriter<T, B extends WriteBatch<T>> extends EventEmitter<Backen
 
   private assertUsable(): void {
     if (this.failed) throw this.failed
-    if (this.closed) throw this.options.closedError()
+    if (this.closed) throw this.closed
   }
 }

@@ -12,7 +12,7 @@ import {
   type SeriesPoint,
   validateQuery,
 } from '../query/count-query.js'
-import type {AddReceipt, BackendEvents, DeviceEvent, RangeCountBackend} from './backend.js'
+import {type AddReceipt, BackendError, type BackendEvents, type DeviceEvent, type RangeCountBackend} from './backend.js'
 
 const DURABLE: AddReceipt = {durable: Promise.resolve()}
 
@@ -24,6 +24,10 @@ type HourDevices = Map<string, Map<number, Set<number>>>
  *
  * Keeps every distinct (device, error code, event time) per UTC hour, which is what an exact count
  * of any time range and error-code set needs; duplicates of an event take no extra memory.
+ *
+ * Follows the lifecycle of {@link CountBackend} with nothing to wait for: `connect()` has nothing to
+ * reach, events are stored by `add()` itself (its receipts are durable at once), and after
+ * `close()` every call but `flush()` and `close()` rejects.
  */
 export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeCountBackend {
   readonly name = 'memory'
@@ -32,12 +36,16 @@ export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeC
   readonly timeResolution = 'exact'
   private readonly devices = new Set<string>()
   private readonly hours = new Map<number, HourDevices>()
+  private closed = false
   /** Stored as added: nothing waits. */
   readonly unwrittenEvents = 0
 
-  async connect(): Promise<void> {}
+  async connect(): Promise<void> {
+    this.assertOpen()
+  }
 
   async add(events: readonly DeviceEvent[]): Promise<AddReceipt> {
+    this.assertOpen()
     for (const event of events) {
       this.devices.add(event.deviceIp)
       const hour = bucketStart(event.timestampMs, 'hour')
@@ -55,16 +63,19 @@ export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeC
   async flush(): Promise<void> {}
 
   async count(): Promise<number> {
+    this.assertOpen()
     return this.devices.size
   }
 
   async countUnique(query: CountQuery): Promise<number> {
+    this.assertOpen()
     validateQuery(query)
     if (isAllTime(query)) return this.devices.size
     return this.devicesIn(query).size
   }
 
   async countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]> {
+    this.assertOpen()
     validateQuery(query)
     const counts = new Map<number, number>()
     for (const bucket of seriesBuckets(query, by)) {
@@ -73,7 +84,13 @@ export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeC
     return denseSeries(query, by, counts)
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new BackendError('memory backend is closed', this.name, this.location)
+  }
 
   private devicesIn(query: CountQuery): Set<string> {
     const found = new Set<string>()

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {BackendError, BackendGaveUpError} from '../../src/backends/backend.js'
-import {BatchWriter, type BatchWriterOptions, type WriteBatch} from '../../src/backends/batch-writer.js'
+import {type BatchSink, BatchWriter, type BatchWriterOptions, type WriteBatch} from '../../src/backends/batch-writer.js'
 import {until} from '../support/wait.js'
 
 class NumberBatch implements WriteBatch<number> {
@@ -15,13 +15,28 @@ class NumberBatch implements WriteBatch<number> {
 }
 
 /** A sink whose writes complete when the test says so (or fail while `failing` is set). */
-class ControlledSink {
+class ControlledSink implements BatchSink<number, NumberBatch> {
   readonly written: number[][] = []
   readonly started: number[][] = []
   readonly errors: BackendError[] = []
   failing?: Error
+  /** What the sink's classification says of its failures. */
+  retriable = true
   private finishers: Array<() => void> = []
   autoComplete = false
+
+  newBatch(): NumberBatch {
+    return new NumberBatch()
+  }
+
+  describe(batch: NumberBatch): string {
+    return `writing ${batch.size} items`
+  }
+
+  failure(action: string, error: unknown): BackendError {
+    if (error instanceof BackendError) return new BackendError(`${error.message}; ${action}`, 'test', 'test://', {retriable: error.retriable})
+    return new BackendError(`${action}: ${(error as Error).message}`, 'test', 'test://', {retriable: this.retriable})
+  }
 
   write = async (batch: NumberBatch): Promise<void> => {
     this.started.push([...batch.items])
@@ -36,17 +51,13 @@ class ControlledSink {
   }
 }
 
-function writer(sink: ControlledSink, overrides: Partial<BatchWriterOptions<number, NumberBatch>> = {}): BatchWriter<number, NumberBatch> {
-  const batches = new BatchWriter<number, NumberBatch>({
+const closed = () => new BackendError('closed', 'test', 'test://')
+
+function writer(sink: ControlledSink, overrides: Partial<BatchWriterOptions> = {}): BatchWriter<number, NumberBatch> {
+  const batches = new BatchWriter<number, NumberBatch>(sink, {
     batchSize: 10,
     flushIntervalMs: 0,
-    newBatch: () => new NumberBatch(),
-    write: sink.write,
     retryPolicy: {initialDelayMs: 5, maxDelayMs: 5},
-    isRetryable: () => true,
-    describe: (batch) => `writing ${batch.size} items`,
-    failure: (action, error) => new BackendError(`${action}: ${(error as Error).message}`, 'test', 'test://'),
-    closedError: () => new BackendError('closed', 'test', 'test://'),
     ...overrides,
   })
   batches.on('write-failed', (error) => sink.errors.push(error))
@@ -163,10 +174,11 @@ describe('BatchWriter', () => {
     expect(batches.failure).to.equal(failure)
   })
 
-  it('gives up at once on a failure that is not retryable', async () => {
+  it('gives up at once on a failure the sink does not call retriable', async () => {
     const sink = new ControlledSink()
     sink.failing = new Error('wrong type')
-    const batches = writer(sink, {isRetryable: () => false})
+    sink.retriable = false
+    const batches = writer(sink)
     const gaveUp: BackendError[] = []
     batches.on('write-gave-up', (error) => gaveUp.push(error))
     const receipt = await batches.add([1])
@@ -197,15 +209,41 @@ describe('BatchWriter', () => {
     expect(written.every(([, durationMs]) => durationMs >= 0)).to.equal(true)
   })
 
-  it('close({retry: false}) stops retrying a failing write: its receipt and close() reject, add() refuses', async () => {
+  it('close() stops retrying a failing write: its receipt and close() reject, add() refuses', async () => {
     const sink = new ControlledSink()
     sink.failing = new Error('connection refused')
     const batches = writer(sink)
     const receipt = await batches.add([1])
     await until('a failed attempt', () => sink.errors.length >= 1)
-    const closing = await batches.close({retry: false}).catch((error: unknown) => error)
-    expect(closing).to.be.instanceOf(BackendError).with.property('message').that.includes('closed')
+    const closing = await batches.close(closed()).catch((error: unknown) => error)
+    expect(closing).to.be.instanceOf(BackendGaveUpError).with.property('message').that.includes('closed')
     expect(await receipt.durable.catch((error: unknown) => error)).to.equal(closing)
+    expect(await batches.add([2]).catch((error: unknown) => error)).to.equal(closing)
+  })
+
+  it('close() gives what is buffered one attempt: a failure rejects close() and the receipt, nothing is retried', async () => {
+    const sink = new ControlledSink()
+    sink.autoComplete = true
+    sink.failing = new Error('connection refused')
+    const batches = writer(sink, {flushIntervalMs: 60_000})
+    const receipt = await batches.add([1, 2])
+    const closing = await batches.close(closed()).catch((error: unknown) => error)
+    expect(closing).to.be.instanceOf(BackendError).with.property('message').that.includes('connection refused')
+    expect(await receipt.durable.catch((error: unknown) => error)).to.equal(closing)
+    expect(sink.started).to.deep.equal([[1, 2]])
+    expect(sink.errors, 'no retry announced').to.deep.equal([])
+  })
+
+  it('emits write-gave-up once, with the error the receipts reject with', async () => {
+    const sink = new ControlledSink()
+    sink.failing = new Error('connection refused')
+    const batches = writer(sink, {retryPolicy: {initialDelayMs: 5, maxDelayMs: 5, maxRetryTimeMs: 20}})
+    const gaveUp: BackendError[] = []
+    batches.on('write-gave-up', (error) => gaveUp.push(error))
+    const receipt = await batches.add([1])
+    const failure = await receipt.durable.catch((error: unknown) => error)
+    await batches.close(closed())
+    expect(gaveUp).to.deep.equal([failure])
   })
 
   it('close() writes what is buffered, then refuses add()', async () => {
@@ -213,7 +251,7 @@ describe('BatchWriter', () => {
     sink.autoComplete = true
     const batches = writer(sink, {flushIntervalMs: 60_000})
     await batches.add([1, 2])
-    await batches.close({retry: true})
+    await batches.close(closed())
     expect(sink.written).to.deep.equal([[1, 2]])
     expect(await batches.add([3]).catch((error: unknown) => (error as Error).message)).to.equal('closed')
   })

@@ -1,5 +1,7 @@
 import {expect} from 'chai'
-import {BackendError, backoffDelayMs, type DeviceEvent, retryWithBackoff, urlWithoutCredentials} from '../../src/backends/backend.js'
+import {BackendError, type DeviceEvent} from '../../src/backends/backend.js'
+import {urlWithoutCredentials} from '../../src/backends/connection-url.js'
+import {backoffDelayMs, retryWithBackoff} from '../../src/backends/retry.js'
 import {errorReason} from '../../src/util/errors.js'
 import {MemoryBackend} from '../../src/backends/memory.js'
 import {createBackend} from '../../src/backends/registry.js'
@@ -26,6 +28,23 @@ describe('MemoryBackend', () => {
     const receipt = await backend.add([event('192.0.2.7')])
     await receipt.durable
     expect(await backend.count()).to.equal(1)
+  })
+
+  it('follows the lifecycle contract after close(): a second close() resolves, connect(), add() and counts reject', async () => {
+    const backend = new MemoryBackend()
+    await backend.add([event('192.0.2.7')])
+    await Promise.all([backend.close(), backend.close()])
+    await backend.flush()
+    for (const operation of [
+      () => backend.connect(),
+      () => backend.add([event('192.0.2.8')]),
+      () => backend.count(),
+      () => backend.countUnique({errorCodes: []}),
+    ]) {
+      const failure = await operation().catch((error: unknown) => error)
+      expect(failure).to.be.instanceOf(BackendError).with.property('message', 'memory backend is closed')
+      expect((failure as BackendError).retriable).to.equal(false)
+    }
   })
 
   it('describes itself as exact, in-process', () => {

@@ -1,5 +1,24 @@
-import {BUCKET_MS, bucketCeil, bucketStart, type BoundedCountQuery, type BucketSize, type CountQuery} from '../../query/count-query.js'
+import {
+  BUCKET_MS,
+  bucketCeil,
+  bucketStart,
+  type BoundedCountQuery,
+  type BucketSize,
+  type CountQuery,
+  denseSeries,
+  type SeriesPoint,
+  validateQuery,
+} from '../../query/count-query.js'
+import type {DeviceEvent} from '../backend.js'
+import type {ClickHouseConnection} from './connection.js'
+import type {EventsTable, QueryTables} from './events-table.js'
 import {formatDateTime64, ROLLUP_END_MS, ROLLUP_MIN_MS, type TimestampLayout} from './schema.js'
+
+export type {QueryTables} from './events-table.js'
+
+/** At most this many events are read back by `readEvents()`. */
+export const READ_EVENTS_LIMIT = 10_000
+
 /** Where the parts of a range are counted from: whole hours from the rollup, the rest from the events. */
 export interface RangePlan {
   rollupHours?: {sinceMs: number; untilMs: number}
@@ -17,13 +36,6 @@ export function planRange(sinceMs: number | undefined, untilMs: number | undefin
   if (sinceMs === undefined || sinceMs < first) raw.push({sinceMs, untilMs: first})
   if (untilMs === undefined || end < untilMs) raw.push({sinceMs: end, untilMs})
   return {rollupHours: {sinceMs: first, untilMs: end}, raw}
-}
-
-/** Qualified, quoted names the count queries read. */
-export interface QueryTables {
-  events: string
-  devices: string
-  hourly: string
 }
 
 function errorCodeCondition(codes: readonly number[]): string[] {
@@ -106,4 +118,70 @@ export function countUniqueSql(tables: QueryTables, layout: TimestampLayout, que
 export function countSeriesSql(tables: QueryTables, layout: TimestampLayout, query: BoundedCountQuery, by: BucketSize, useRollups: boolean): string {
   const sources = rangeSources(tables, layout, query, useRollups, by)
   return `SELECT bucket, uniqExact(device_ip) AS count FROM (\n  ${sources.join('\n  UNION ALL\n  ')}\n) GROUP BY bucket ORDER BY bucket`
+}
+
+type Count = {count: string | number}
+
+/**
+ * The reads of the clickhouse backend, over the events table and rollups as {@link EventsTable}
+ * prepared them; each connects first (`ready`) when it needs to know them.
+ */
+export class ClickHouseQueries {
+  constructor(
+    private readonly connection: ClickHouseConnection,
+    private readonly table: EventsTable,
+    private readonly ready: () => Promise<void>,
+  ) {}
+
+  /** Distinct device IPs stored, from the devices rollup. */
+  async count(): Promise<number> {
+    await this.ready()
+    return this.countOf(countUniqueSql(this.table.queryTables, this.layout, {errorCodes: []}, this.table.rollupsReady))
+  }
+
+  async countUnique(query: CountQuery): Promise<number> {
+    validateQuery(query)
+    await this.ready()
+    return this.countOf(countUniqueSql(this.table.queryTables, this.layout, query, this.table.rollupsReady))
+  }
+
+  async countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]> {
+    validateQuery(query)
+    await this.ready()
+    const sql = countSeriesSql(this.table.queryTables, this.layout, query, by, this.table.rollupsReady)
+    const rows = await this.connection.select<{bucket: string | number; count: string | number}>(`counting distinct device IPs per ${by}`, sql)
+    return denseSeries(query, by, new Map(rows.map((row) => [Number(row.bucket), Number(row.count)])))
+  }
+
+  /** Rows in the events table as stored, copies from replays included until background merges drop them. */
+  async rowCount(): Promise<number> {
+    await this.ready()
+    return this.countOf(`SELECT count() AS count FROM ${this.table.qualified}`, 'counting rows')
+  }
+
+  /** Events stored, each once: rows of the deduplicated view (of the table on the unkeyed layout). */
+  async eventCount(): Promise<number> {
+    await this.ready()
+    return this.countOf(`SELECT count() AS count FROM ${this.table.eventsOnce()}`, 'counting events')
+  }
+
+  /** Reads stored events back, each once, oldest first, at most READ_EVENTS_LIMIT (for checks and tools). */
+  async readEvents(): Promise<DeviceEvent[]> {
+    await this.ready()
+    const timestampMs = this.layout === 'datetime64' ? 'toUnixTimestamp64Milli(timestamp)' : 'timestamp_ms'
+    const rows = await this.connection.select<{timestamp_ms: string | number; device_ip: string; error_code: number}>(
+      'reading events',
+      `SELECT ${timestampMs} AS timestamp_ms, device_ip, error_code FROM ${this.table.eventsOnce()} ORDER BY timestamp_ms, device_ip LIMIT ${READ_EVENTS_LIMIT}`,
+    )
+    return rows.map((row) => ({timestampMs: Number(row.timestamp_ms), deviceIp: row.device_ip, errorCode: Number(row.error_code)}))
+  }
+
+  private get layout(): TimestampLayout {
+    return this.table.layout as TimestampLayout
+  }
+
+  private async countOf(sql: string, action = 'counting distinct device IPs'): Promise<number> {
+    const [row] = await this.connection.select<Count>(action, sql)
+    return Number(row.count)
+  }
 }

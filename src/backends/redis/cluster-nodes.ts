@@ -1,4 +1,5 @@
-import {BackendError, urlWithoutCredentials} from '../backend.js'
+import {BackendError} from '../backend.js'
+import {urlWithoutCredentials} from '../connection-url.js'
 
 /** A Redis Cluster node from --redis-cluster. */
 export interface ClusterNode {

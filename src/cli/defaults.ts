@@ -1,6 +1,6 @@
 /**
- * Defaults of the flags, defined once: the commands' flags, the backends, the consumer and the
- * benchmarks read them from here. Service addresses match compose.yaml: every service on its
+ * Defaults of the flags, defined once: the commands' flags, the consumer and the benchmarks read
+ * them from here (the backends' write defaults are theirs, in backends/options.ts, and re-exported). Service addresses match compose.yaml: every service on its
  * standard local port.
  */
 export const DEFAULT_BROKERS = '127.0.0.1:9092'
@@ -9,12 +9,7 @@ export const DEFAULT_REDIS_KEY = 'ipc:unique_device_ips'
 export const DEFAULT_CLICKHOUSE_URL = 'http://127.0.0.1:8123'
 export const DEFAULT_CLICKHOUSE_DATABASE = 'ipc'
 
-/** Events per backend write (`consume --batch-size`, the backends' `batchSize`). */
-export const DEFAULT_BATCH_SIZE = 10_000
-/** A buffering backend writes at least this often (`consume --flush-interval`, `flushIntervalMs`). */
-export const DEFAULT_FLUSH_INTERVAL_MS = 30_000
-/** Time allowed for one backend write request (`consume --backend-timeout`, the backends' `requestTimeoutMs`). */
-export const DEFAULT_WRITE_TIMEOUT_MS = 10_000
+export {DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS as DEFAULT_WRITE_TIMEOUT_MS} from '../backends/options.js'
 /** Consumer group session timeout (`consume --session-timeout`, the pipeline's `sessionTimeoutMs`). */
 export const DEFAULT_SESSION_TIMEOUT_MS = 30_000
 /** How often `consume` prints "Total devices: N" (`--report-interval`). */

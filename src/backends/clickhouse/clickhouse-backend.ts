@@ -2,6 +2,7 @@ import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../..
 import {BackendError, type DeviceEvent, type RangeCountBackend} from '../backend.js'
 import {BufferedBackend} from '../buffered-backend.js'
 import {parseUrlWithProtocol, urlWithoutCredentials} from '../connection-url.js'
+import {DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS} from '../options.js'
 import {DEFAULT_RETRY_POLICY} from '../retry.js'
 import {ClickHouseConnection} from './connection.js'
 import {EventsTable, tableNames} from './events-table.js'
@@ -11,12 +12,8 @@ import type {TimestampLayout} from './schema.js'
 import type {TsvBatch} from './tsv-batch.js'
 import {ClickHouseWriter} from './writer.js'
 
-export {DEFAULT_REQUEST_TIMEOUT_MS} from './connection.js'
 export {BACKFILL_TIMEOUT_MS, DEFAULT_TABLE, supportsDateTime64} from './events-table.js'
 export {READ_EVENTS_LIMIT} from './queries.js'
-
-export const DEFAULT_BATCH_SIZE = 10_000
-export const DEFAULT_FLUSH_INTERVAL_MS = 30_000
 
 /**
  * Exact count over an events table in ClickHouse (`uniqExact(device_ip)`), keeping every event.

@@ -2,10 +2,9 @@ import {type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient
 import {errorReason} from '../../util/errors.js'
 import type {BackendError} from '../backend.js'
 import {BackendFailures} from '../failures.js'
+import {DEFAULT_REQUEST_TIMEOUT_MS} from '../options.js'
 import {readCaFile} from '../tls.js'
 import type {ClickHouseOptions} from './options.js'
-
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
 /**
  * Server error codes that retrying cannot fix: missing column/table/database, read-only or unknown

@@ -4,10 +4,9 @@ import {errorReason} from '../../util/errors.js'
 import {BackendError} from '../backend.js'
 import {parseUrlWithProtocol, urlWithoutCredentials} from '../connection-url.js'
 import {BackendFailures} from '../failures.js'
+import {DEFAULT_REQUEST_TIMEOUT_MS} from '../options.js'
 import {type ClusterSeed, parseClusterNodes} from './cluster-nodes.js'
 import type {RedisOptions} from './options.js'
-
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
 /** Replies that say the server is busy or temporarily unable to write: worth retrying. */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|READONLY|OOM)\b/

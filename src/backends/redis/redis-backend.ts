@@ -2,6 +2,7 @@ import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../..
 import type {BackendError, RangeCountBackend} from '../backend.js'
 import {BufferedBackend} from '../buffered-backend.js'
 import {validateRedisKey} from '../identifiers.js'
+import {DEFAULT_BATCH_SIZE} from '../options.js'
 import {DEFAULT_RETRY_POLICY} from '../retry.js'
 import {readCaFile} from '../tls.js'
 import {type RedisCommands, RedisConnection} from './connection.js'
@@ -10,12 +11,11 @@ import {DEFAULT_REDIS_BUCKET_TTL_MS, type RedisOptions} from './options.js'
 import {keysFor, RedisQueries} from './queries.js'
 import {type DeviceSets, RedisWriter} from './writer.js'
 
-export {connectFailureReason, DEFAULT_REQUEST_TIMEOUT_MS} from './connection.js'
+export {connectFailureReason} from './connection.js'
 export {PFCOUNT_MAX_KEYS} from './queries.js'
 export {SCRIPT_MAX_DEVICES} from './writer.js'
 
 /** Events per write when `batchSize` is not given; while a write is in flight the next collects up to this many. */
-export const DEFAULT_BATCH_SIZE = 10_000
 
 /**
  * Approximate count in Redis HyperLogLogs (standard error 0.81%; at most 12 KB per key whatever the

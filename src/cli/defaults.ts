@@ -16,3 +16,7 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 30_000
 export const DEFAULT_REPORT_INTERVAL_MS = 30_000
 /** `count --timeout`: the whole count and every request of it. */
 export const DEFAULT_COUNT_TIMEOUT_MS = 5000
+/** Most bytes one fetch returns over all partitions (`consume --fetch-max-bytes`, Kafka's fetch.max.bytes). */
+export const DEFAULT_FETCH_MAX_BYTES = 10 * 1024 * 1024
+/** Most bytes one fetch returns per partition (`consume --max-partition-fetch-bytes`, Kafka's max.partition.fetch.bytes). */
+export const DEFAULT_MAX_PARTITION_FETCH_BYTES = 1024 * 1024

@@ -12,7 +12,9 @@ import {EXIT_FAILURE, EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, compressionFlag, durationDefault, durationFlag, kafkaFlags, kafkaLogLevelFlags} from '../cli/flags.js'
 import {
   DEFAULT_BATCH_SIZE,
+  DEFAULT_FETCH_MAX_BYTES,
   DEFAULT_FLUSH_INTERVAL_MS,
+  DEFAULT_MAX_PARTITION_FETCH_BYTES,
   DEFAULT_REPORT_INTERVAL_MS,
   DEFAULT_SESSION_TIMEOUT_MS,
   DEFAULT_WRITE_TIMEOUT_MS,
@@ -122,6 +124,20 @@ export default class Consume extends IpcCommand {
       env: 'KAFKA_SESSION_TIMEOUT',
       ...durationDefault(DEFAULT_SESSION_TIMEOUT_MS),
     }),
+    'fetch-max-bytes': Flags.integer({
+      description:
+        "Most bytes one fetch returns over all partitions (Kafka's fetch.max.bytes). A fetch is decoded whole before " +
+        'its batches are processed: lower holds less in memory, at the cost of more round trips.',
+      env: 'KAFKA_FETCH_MAX_BYTES',
+      default: DEFAULT_FETCH_MAX_BYTES,
+      min: 1024,
+    }),
+    'max-partition-fetch-bytes': Flags.integer({
+      description: "Most bytes one fetch returns per partition (Kafka's max.partition.fetch.bytes).",
+      env: 'KAFKA_MAX_PARTITION_FETCH_BYTES',
+      default: DEFAULT_MAX_PARTITION_FETCH_BYTES,
+      min: 1024,
+    }),
     workers: Flags.integer({
       description:
         'Consumer-group members in this process, each in a worker thread with its own Kafka client and backend ' +
@@ -194,6 +210,8 @@ export default class Consume extends IpcCommand {
       maxMessages: flags['max-messages'],
       dlqTopic: flags['dlq-topic'],
       dlqCompression: flags['dlq-compression'],
+      fetchMaxBytes: flags['fetch-max-bytes'],
+      maxPartitionFetchBytes: flags['max-partition-fetch-bytes'],
     }
     const onReport = (report: ConsumeReport) => {
       progress.clear()

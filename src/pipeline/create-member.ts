@@ -1,5 +1,5 @@
 import type {Kafka} from 'kafkajs'
-import {DEFAULT_SESSION_TIMEOUT_MS} from '../cli/defaults.js'
+import {DEFAULT_FETCH_MAX_BYTES, DEFAULT_MAX_PARTITION_FETCH_BYTES, DEFAULT_SESSION_TIMEOUT_MS} from '../cli/defaults.js'
 import type {CompressionName} from '../kafka/codecs.js'
 import {DeadLetterSink} from './dead-letter-sink.js'
 import {GroupMember, type MemberBackend} from './group-member.js'
@@ -15,6 +15,10 @@ export interface MemberSettings {
   dlqTopic?: string
   /** How dead letters are compressed. Default: none. */
   dlqCompression?: CompressionName
+  /** Most bytes one fetch returns over all partitions; a fetch is decoded whole before its batches are processed. */
+  fetchMaxBytes?: number
+  /** Most bytes one fetch returns per partition. */
+  maxPartitionFetchBytes?: number
 }
 
 /** A member with its own kafkajs consumer (and dead-letter producer) of `kafka`. */
@@ -28,6 +32,8 @@ export function createGroupMember(kafka: Kafka, backend: MemberBackend, settings
     allowAutoTopicCreation: true,
     // A fetch long-poll holds a clean stop until it returns; keep it short.
     maxWaitTimeInMs: 500,
+    maxBytes: settings.fetchMaxBytes ?? DEFAULT_FETCH_MAX_BYTES,
+    maxBytesPerPartition: settings.maxPartitionFetchBytes ?? DEFAULT_MAX_PARTITION_FETCH_BYTES,
   })
   const deadLetters = settings.dlqTopic ? new DeadLetterSink(kafka, settings.dlqTopic, settings.dlqCompression) : undefined
   const {topic, groupId, fromBeginning, maxMessages} = settings

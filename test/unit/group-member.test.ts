@@ -1,8 +1,9 @@
 import {EventEmitter} from 'node:events'
 import {expect} from 'chai'
-import type {EachBatchPayload, KafkaMessage, Message} from 'kafkajs'
+import type {EachBatchPayload, Kafka, KafkaMessage, Message} from 'kafkajs'
 import {type AddReceipt, BackendError, type BackendEvents, type DeviceEvent} from '../../src/backends/backend.js'
 import type {TopicPartitionOffset} from '../../src/pipeline/offset-committer.js'
+import {createGroupMember, type MemberSettings} from '../../src/pipeline/create-member.js'
 import {type DeadLetters, GroupMember, type MemberBackend, type MemberConsumer} from '../../src/pipeline/group-member.js'
 import {ConsumeError} from '../../src/pipeline/member-events.js'
 
@@ -314,5 +315,33 @@ describe('GroupMember', () => {
     )
     expect(error).to.be.instanceOf(ConsumeError)
     expect((error as Error).message).to.equal('consumer crashed: unsupported version')
+  })
+})
+
+describe('createGroupMember', () => {
+  function consumerConfig(settings: Partial<MemberSettings>): Record<string, unknown> {
+    const configs: Array<Record<string, unknown>> = []
+    const kafka = {
+      consumer: (config: Record<string, unknown>) => {
+        configs.push(config)
+        return new FakeConsumer()
+      },
+    } as unknown as Kafka
+    createGroupMember(kafka, new FakeBackend() as unknown as MemberBackend, {topic: TOPIC, groupId: 'g', fromBeginning: true, ...settings}, () => undefined)
+    return configs[0] ?? {}
+  }
+
+  it('fetches at most --fetch-max-bytes and --max-partition-fetch-bytes, heartbeating ten times per session timeout', () => {
+    expect(consumerConfig({fetchMaxBytes: 2_097_152, maxPartitionFetchBytes: 262_144, sessionTimeoutMs: 6000})).to.include({
+      groupId: 'g',
+      maxBytes: 2_097_152,
+      maxBytesPerPartition: 262_144,
+      sessionTimeout: 6000,
+      heartbeatInterval: 600,
+    })
+  })
+
+  it('uses the documented defaults when no limit is given', () => {
+    expect(consumerConfig({})).to.include({maxBytes: 10 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024, sessionTimeout: 30_000})
   })
 })

@@ -21,10 +21,10 @@ import {
   formatMb,
   median,
   progress,
+  produceEvents,
   readVmRssKb,
   REPO_ROOT,
   runBenchmark,
-  runIpcJson,
   uniqueName,
   verdict,
   withServices,
@@ -91,25 +91,7 @@ async function main(): Promise<void> {
     const database = uniqueName('ipc_bench_soak')
     await createTopic(topic, PARTITIONS)
     progress(`producing ${formatInt(EVENTS)} events of ${formatInt(DEVICES)} devices to ${topic} (${PARTITIONS} partitions)`)
-    await runIpcJson(
-      [
-        'produce',
-        '--topic',
-        topic,
-        '--num-devices',
-        String(DEVICES),
-        '--num-messages',
-        String(EVENTS),
-        '--pause-ms',
-        '0',
-        '--batch',
-        '2000',
-        '--seed',
-        '11',
-        '--json',
-      ],
-      {timeoutMs: TIMEOUT_MS},
-    )
+    await produceEvents(topic, {events: EVENTS, devices: DEVICES, batch: 2000, seed: 11}, TIMEOUT_MS)
     progress(`ipc consume → clickhouse, default flags, sampling events and RSS every ${SAMPLE_MS} ms`)
     let result
     try {

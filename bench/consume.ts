@@ -35,6 +35,7 @@ import {
   median,
   medianOf,
   microsPerEvent,
+  produceEvents,
   progress,
   runBenchmark,
   runChild,
@@ -143,26 +144,7 @@ type KcatVariant = 'firstMessageMs' | 'allMessagesMs' | 'untilEndMs'
 
 async function produceDataSet(topic: string): Promise<number> {
   progress(`producing ${formatInt(EVENTS)} events of ${formatInt(DEVICES)} devices to ${topic} (${PARTITIONS} partitions, --batch ${PRODUCE_BATCH})`)
-  const {json} = await runIpcJson<{messagesSent: number; distinctDevices: number}>(
-    [
-      'produce',
-      '--topic',
-      topic,
-      '--num-devices',
-      String(DEVICES),
-      '--num-messages',
-      String(EVENTS),
-      '--pause-ms',
-      '0',
-      '--batch',
-      String(PRODUCE_BATCH),
-      '--seed',
-      String(SEED),
-      '--json',
-    ],
-    {timeoutMs: 300_000},
-  )
-  if (json.messagesSent !== EVENTS) throw new BenchError(`ipc produce sent ${json.messagesSent} events, expected ${EVENTS}`)
+  const json = await produceEvents(topic, {events: EVENTS, devices: DEVICES, batch: PRODUCE_BATCH, seed: SEED})
   return json.distinctDevices
 }
 
@@ -427,6 +409,20 @@ function summarise(runs: ConsumeRun[], naiveRuns: NaiveRun[], kcatRate: number):
   }
 }
 
+/** A table row of `ipc consume` runs: rate, ratios, CPU, join and peak RSS. */
+function consumeRow(label: string, s: BackendSummary): string[] {
+  return [
+    label,
+    formatInt(s.eventsPerSecond),
+    formatRatio(s.ratioToKcat),
+    formatRatio(s.ratioToNaive),
+    formatMicros(s.cpuMicrosPerEvent),
+    formatMicros(s.serverCpuMicrosPerEvent),
+    formatMs(s.joinMs),
+    formatMb(s.peakRssKb),
+  ]
+}
+
 function formatCpuRate(msPerSecond: number | undefined): string {
   return msPerSecond === undefined ? '-' : `${msPerSecond.toFixed(0)} ms CPU/s`
 }
@@ -583,53 +579,17 @@ async function main(): Promise<void> {
         '-',
       ],
     ]
-    for (const backend of BACKENDS) {
-      const s = summary[backend]
-      rows.push([
-        `ipc consume → ${backend}`,
-        formatInt(s.eventsPerSecond),
-        formatRatio(s.ratioToKcat),
-        formatRatio(s.ratioToNaive),
-        formatMicros(s.cpuMicrosPerEvent),
-        formatMicros(s.serverCpuMicrosPerEvent),
-        formatMs(s.joinMs),
-        formatMb(s.peakRssKb),
-      ])
-    }
+    for (const backend of BACKENDS) rows.push(consumeRow(`ipc consume → ${backend}`, summary[backend]))
     const smallFetchSummary = {
       redis: summarise(smallFetchRuns.redis, naiveRuns.redis, kcatRate),
       clickhouse: summarise(smallFetchRuns.clickhouse, naiveRuns.clickhouse, kcatRate),
     }
-    for (const backend of BACKENDS) {
-      const s = smallFetchSummary[backend]
-      rows.push([
-        `ipc consume → ${backend}, ${SMALL_FETCH_LABEL}`,
-        formatInt(s.eventsPerSecond),
-        formatRatio(s.ratioToKcat),
-        formatRatio(s.ratioToNaive),
-        formatMicros(s.cpuMicrosPerEvent),
-        formatMicros(s.serverCpuMicrosPerEvent),
-        formatMs(s.joinMs),
-        formatMb(s.peakRssKb),
-      ])
-    }
+    for (const backend of BACKENDS) rows.push(consumeRow(`ipc consume → ${backend}, ${SMALL_FETCH_LABEL}`, smallFetchSummary[backend]))
     const workerSummary = {
       redis: summarise(workerRuns.redis, naiveRuns.redis, kcatRate),
       clickhouse: summarise(workerRuns.clickhouse, naiveRuns.clickhouse, kcatRate),
     }
-    for (const backend of BACKENDS) {
-      const s = workerSummary[backend]
-      rows.push([
-        `ipc consume --workers ${WORKERS} → ${backend}`,
-        formatInt(s.eventsPerSecond),
-        formatRatio(s.ratioToKcat),
-        formatRatio(s.ratioToNaive),
-        formatMicros(s.cpuMicrosPerEvent),
-        formatMicros(s.serverCpuMicrosPerEvent),
-        formatMs(s.joinMs),
-        formatMb(s.peakRssKb),
-      ])
-    }
+    for (const backend of BACKENDS) rows.push(consumeRow(`ipc consume --workers ${WORKERS} → ${backend}`, workerSummary[backend]))
     // ipc's own work: its CPU per event minus the bare kafkajs consumer's, per round, then the median.
     const ownCpu = Object.fromEntries(
       BACKENDS.map((backend) => [

@@ -311,6 +311,21 @@ export async function runIpcJson<T>(args: readonly string[], options: ChildOptio
   }
 }
 
+/** Writes a data set with `ipc produce`: `events` events of `devices` devices, sent `batch` at a time. */
+export async function produceEvents(
+  topic: string,
+  set: {events: number; devices: number; batch: number; seed: number},
+  timeoutMs = 300_000,
+): Promise<{messagesSent: number; distinctDevices: number}> {
+  const args = ['produce', '--topic', topic, '--num-devices', String(set.devices), '--num-messages', String(set.events)]
+  const {json} = await runIpcJson<{messagesSent: number; distinctDevices: number}>(
+    [...args, '--pause-ms', '0', '--batch', String(set.batch), '--seed', String(set.seed), '--json'],
+    {timeoutMs},
+  )
+  if (json.messagesSent !== set.events) throw new BenchError(`ipc produce sent ${json.messagesSent} events, expected ${set.events}`)
+  return json
+}
+
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   const middle = Math.floor(sorted.length / 2)

@@ -5,7 +5,7 @@ import {type RunningCli, startIpc, waitFor} from '../support/cli.js'
 import {scrapeMetrics} from '../support/metrics.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
-import {produce, redisConsumeArgs} from './reliability-helpers.js'
+import {produce, redisConsumeArgs} from '../support/runs.js'
 
 /** One event of each kind the consumer rejects: invalid_json, missing_timestamp, invalid_timestamp. */
 const INVALID_EVENTS = ['not json', '{"device_ip":"10.0.0.1"}', '{"timestamp":"2021-02-30T00:00:00Z","device_ip":"10.0.0.1","error_code":1}']

@@ -13,7 +13,7 @@ import {
   produce,
   type ProduceJson,
   redisConsumeArgs,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 describe('ipc produce → ipc consume → ipc count against the real services', function () {
   this.timeout(180_000)

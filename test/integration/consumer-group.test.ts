@@ -13,7 +13,7 @@ import {
   type ProduceJson,
   reportFigure,
   startProduce,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * Several `ipc consume` processes in one consumer group on the real broker: the group coordinator

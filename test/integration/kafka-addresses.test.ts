@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {createServer} from 'node:net'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
-import {produceArgs, redisConsumeArgs} from './reliability-helpers.js'
+import {produceArgs, redisConsumeArgs} from '../support/runs.js'
 
 /**
  * What `ipc consume` and `ipc produce` say when --brokers does not lead to a usable topic: one line

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
 import {devServiceSetting, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, describeRun, parseJson, produceArgs, type ProduceJson} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, describeRun, parseJson, produceArgs, type ProduceJson} from '../support/runs.js'
 
 /**
  * `ipc produce` and `ipc consume` against the secured listeners of the test broker

@@ -9,7 +9,7 @@ import {bucketStart, HOUR_MS} from '../../src/query/count-query.js'
 import {createTopic} from '../support/kafka.js'
 import {runIpc, startIpc} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
-import {type ConsumeJson, parseJson, produce, redisConsumeArgs} from './reliability-helpers.js'
+import {type ConsumeJson, parseJson, produce, redisConsumeArgs} from '../support/runs.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents, withinHllError} from './windows-fixture.js'
 
 /** The dev Redis Cluster (3 masters) that scripts/services starts; its nodes as host:port,... */

@@ -4,7 +4,7 @@ import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
 import {startServe} from '../support/serve.js'
 import {devServiceSetting, redisUrl, uniqueName} from '../support/services.js'
-import {describeRun, produce, redisConsumeArgs} from './reliability-helpers.js'
+import {describeRun, produce, redisConsumeArgs} from '../support/runs.js'
 
 /**
  * The Redis backend against the test Redis's TLS port and ACL user (scripts/services.d/redis.sh):

@@ -15,7 +15,7 @@ import {
   sleep,
   startProduce,
   waitForChange,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * kill -9 at random points of a flowing stream, restart with the same group, repeat; a final run

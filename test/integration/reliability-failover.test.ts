@@ -16,7 +16,7 @@ import {
   reportFigure,
   startProduce,
   waitForChange,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * Failover on the three-node Kafka cluster (replication factor 3, min.insync.replicas=2), started

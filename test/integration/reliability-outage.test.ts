@@ -17,7 +17,7 @@ import {
   sleep,
   startProduce,
   waitForChange,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * The backend goes away while events flow: the consumer points at a TCP relay in front of the real

@@ -3,11 +3,11 @@ import {expect} from 'chai'
 import {Kafka, logLevel} from 'kafkajs'
 import {readFileSync} from 'node:fs'
 import {EventGenerator} from '../../src/loadgen/generator.js'
-import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
-import {committedTotal} from '../support/kafka.js'
-import {serviceUrls} from '../support/services.js'
+import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from './cli.js'
+import {committedTotal} from './kafka.js'
+import {serviceUrls} from './services.js'
 
-/** Shared by the reliability-*.test.ts files: produce, consume, and look at what is stored and committed. */
+/** `ipc produce` and `ipc consume` runs for the integration tests, and what they stored and committed. */
 
 export interface ProduceJson {
   messagesSent: number

@@ -4,7 +4,7 @@ import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
 import {startServe} from '../support/serve.js'
 import {devServiceSetting, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, type ConsumeJson, describeRun, parseJson, produce} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, type ConsumeJson, describeRun, parseJson, produce} from '../support/runs.js'
 
 /**
  * The ClickHouse backend over HTTPS (the test ClickHouse's https_port, a throw-away CA) and as a

@@ -5,7 +5,7 @@ import {type CliResult, runIpc} from '../support/cli.js'
 import {dumpLogSegmentCodecs, javaProduce, segmentFiles} from '../support/java-producer.js'
 import {committedTotal, createTopic, kafkaAdminClient} from '../support/kafka.js'
 import {redisCount, serviceUrls, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, describeRun, parseJson, produce} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, describeRun, parseJson, produce} from '../support/runs.js'
 
 /**
  * Topics as real producers write them: Apache Kafka's Java producer and kcat (librdkafka), each

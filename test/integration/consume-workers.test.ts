@@ -14,7 +14,7 @@ import {
   linesMatching,
   parseJson,
   produce,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /** `ipc consume --workers N`: N group members in worker threads of one process, against the real services. */
 describe('ipc consume --workers', function () {

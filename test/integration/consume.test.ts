@@ -3,7 +3,17 @@ import {expect} from 'chai'
 import {runIpc, startIpc, waitFor} from '../support/cli.js'
 import {committedTotal, createTopic} from '../support/kafka.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, kafka, parseJson, produce, type ProduceJson} from './reliability-helpers.js'
+import {
+  clickhouseConsumeArgs,
+  clickhouseCount,
+  consumeArgs,
+  type ConsumeJson,
+  kafka,
+  parseJson,
+  produce,
+  type ProduceJson,
+  redisConsumeArgs,
+} from '../support/runs.js'
 
 describe('ipc produce → ipc consume → ipc count against the real services', function () {
   this.timeout(180_000)
@@ -24,30 +34,14 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
       expect(consumed.reason).to.equal('idle')
       expect(consumed.stats.processed).to.equal(100_000)
       expect(consumed.stats.invalid).to.equal(0)
-      const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
+      const counted = await clickhouseCount(database)
       expect(counted.code, counted.stderr).to.equal(0)
       expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
     })
 
     it('redis counts within 2% of the distinct devices the producer reported', async () => {
       const key = uniqueName('ipc:devices')
-      parseJson<ConsumeJson>(
-        await runIpc([
-          'consume',
-          '--topic',
-          topic,
-          '--backend',
-          'redis',
-          '--redis-key',
-          key,
-          '--group',
-          uniqueName('g'),
-          '--from-beginning',
-          '--until-idle',
-          '3s',
-          '--json',
-        ]),
-      )
+      parseJson<ConsumeJson>(await runIpc(redisConsumeArgs(topic, key, uniqueName('g'), {'--until-idle': '3s'})))
       const counted = await runIpc(['count', '--backend', 'redis', '--redis-key', key])
       expect(counted.code, counted.stderr).to.equal(0)
       const estimate = Number(counted.stdout.trim())
@@ -92,7 +86,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
       const result = await consumer.done
       expect(result.code, result.stderr).to.equal(0)
       expect(result.stdout).to.match(/Total devices: \d+/)
-      const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
+      const counted = await clickhouseCount(database)
       expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
     } finally {
       consumer.child.kill('SIGKILL')
@@ -180,7 +174,7 @@ describe('ipc produce → ipc consume → ipc count against the real services', 
     expect(summaries[0].stats.processed, 'first consumer took part').to.be.greaterThan(0)
     expect(summaries[1].stats.processed, 'second consumer took part').to.be.greaterThan(0)
     expect(summaries[0].stats.processed + summaries[1].stats.processed).to.be.at.least(produced.messagesSent)
-    const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
+    const counted = await clickhouseCount(database)
     expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
   })
 })

@@ -1,9 +1,10 @@
 import {expect} from 'chai'
-import {type CliResult, runIpc, startIpc, waitFor} from '../support/cli.js'
+import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
 import {createTopic, groupAssignment} from '../support/kafka.js'
 import {uniqueName} from '../support/services.js'
 import {
   clickhouseConsumeArgs,
+  clickhouseCount,
   ClickHouseProbe,
   type ConsumeJson,
   describeRun,
@@ -12,7 +13,7 @@ import {
   type ProduceJson,
   reportFigure,
   startProduce,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * Several `ipc consume` processes in one consumer group on the real broker: the group coordinator
@@ -23,8 +24,32 @@ import {
 /** Client lines that speak of a failed or repeated group join. */
 const REBALANCE_TROUBLE = /rebalanc|rejoin|re-join|not the correct coordinator|unknown member|illegal generation|restarting after error/i
 
-function consumeArgs(topic: string, database: string, group: string): string[] {
-  return clickhouseConsumeArgs(topic, database, group, {'--until-idle': '5s', '--batch-size': '2000'})
+const MEMBER_FLAGS = {'--until-idle': '5s', '--batch-size': '2000'}
+
+function startMember(topic: string, database: string, group: string): RunningCli {
+  return startIpc(clickhouseConsumeArgs(topic, database, group, MEMBER_FLAGS), {timeoutMs: 200_000})
+}
+
+/** One process alone in a group of its own, reading the whole topic. */
+async function consumeAlone(topic: string, database: string): Promise<ConsumeJson> {
+  return parseJson<ConsumeJson>(await runIpc(clickhouseConsumeArgs(topic, database, uniqueName('g'), {...MEMBER_FLAGS, '--until-idle': '3s'})))
+}
+
+/** Waits until the group is stable with `count` members, each holding partitions. */
+async function waitForMembersHolding(group: string, topic: string, count: number): Promise<void> {
+  await waitFor(
+    `${count} members each holding partitions`,
+    async () => {
+      const {state, partitionsPerMember} = await groupAssignment(group, topic)
+      return state === 'Stable' && partitionsPerMember.length === count && partitionsPerMember.every((n) => n > 0) ? true : undefined
+    },
+    60_000,
+    200,
+  )
+}
+
+async function waitForRowsAbove(probe: ClickHouseProbe, what: string, rows: number): Promise<void> {
+  await waitFor(what, async () => ((await probe.rows()) > rows ? true : undefined), 60_000, 100)
 }
 
 function expectNoRebalanceTrouble(results: CliResult[]): void {
@@ -35,6 +60,11 @@ describe('consumer groups with several ipc consume processes on Apache Kafka', f
   this.timeout(240_000)
 
   it("three members share a 6-partition topic; one joins and one leaves mid-stream; the count equals one process's", async () => {
+    // Given a paced stream of 60,000 events from 3,000 devices on 6 partitions, and two members of one group;
+    // when a third member joins once events are stored and the first leaves (SIGTERM) after the join;
+    // then the members end by signal, idle, idle, each having processed events, with no rebalance
+    // trouble logged; together they read at least what one process alone reads, which is every event;
+    // and the group's database and the lone process's count the producer's devices.
     const topic = uniqueName('group')
     const group = uniqueName('g')
     const database = uniqueName('ipc_group')
@@ -43,27 +73,16 @@ describe('consumer groups with several ipc consume processes on Apache Kafka', f
     const probe = new ClickHouseProbe(database)
     // Paced: about 20 s of events, so members join and leave while events flow.
     const producer = startProduce(topic, {'--num-devices': '3000', '--num-messages': '60000', '--seed': '61', '--batch': '500', '--pause-ms': '150'})
-    const first = startIpc(consumeArgs(topic, database, group), {timeoutMs: 200_000})
-    const second = startIpc(consumeArgs(topic, database, group), {timeoutMs: 200_000})
-    let third: ReturnType<typeof startIpc> | undefined
+    const first = startMember(topic, database, group)
+    const second = startMember(topic, database, group)
+    let third: RunningCli | undefined
     try {
-      const membersHolding = (count: number) =>
-        waitFor(
-          `${count} members each holding partitions`,
-          async () => {
-            const {state, partitionsPerMember} = await groupAssignment(group, topic)
-            return state === 'Stable' && partitionsPerMember.length === count && partitionsPerMember.every((n) => n > 0) ? true : undefined
-          },
-          60_000,
-          200,
-        )
-      await membersHolding(2)
-      await waitFor('the first stored events', async () => ((await probe.rows()) > 0 ? true : undefined), 60_000, 100)
-      third = startIpc(consumeArgs(topic, database, group), {timeoutMs: 200_000})
+      await waitForMembersHolding(group, topic, 2)
+      await waitForRowsAbove(probe, 'the first stored events', 0)
+      third = startMember(topic, database, group)
       const joined = third
-      await membersHolding(3)
-      const rowsAtJoin = await probe.rows()
-      await waitFor('rows to grow after the join', async () => ((await probe.rows()) > rowsAtJoin + 2000 ? true : undefined), 60_000, 100)
+      await waitForMembersHolding(group, topic, 3)
+      await waitForRowsAbove(probe, 'rows to grow after the join', (await probe.rows()) + 2000)
       first.child.kill('SIGTERM')
       const [producerResult, a, b, c] = await Promise.all([producer.done, first.done, second.done, joined.done])
       const produced = parseJson<ProduceJson>(producerResult)
@@ -73,13 +92,13 @@ describe('consumer groups with several ipc consume processes on Apache Kafka', f
       expectNoRebalanceTrouble([a, b, c])
       const together = members.reduce((sum, member) => sum + member.stats.processed, 0)
 
-      const solo = parseJson<ConsumeJson>(await runIpc(consumeArgs(topic, soloDatabase, uniqueName('g')).map((arg) => (arg === '5s' ? '3s' : arg))))
+      const solo = await consumeAlone(topic, soloDatabase)
       expect(solo.stats.processed, 'one process reads every event once').to.equal(produced.messagesSent)
       // At least once: events a member had read but not yet stored when its partitions moved are
       // read again by their new owner (kafkajs has no revocation callback to flush before moving).
       expect(together, 'the group read every event').to.be.at.least(solo.stats.processed)
       expect(await probe.rows()).to.be.at.least(produced.messagesSent)
-      const counts = await Promise.all([database, soloDatabase].map((name) => runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', name])))
+      const counts = await Promise.all([database, soloDatabase].map((name) => clickhouseCount(name)))
       expect(
         counts.map((count) => count.stdout),
         'the group and one process count the same devices',

@@ -6,7 +6,7 @@ import {type CliResult, runIpc, waitFor} from '../support/cli.js'
 import {createTopic, kafkaAdminClient, servicesCommand} from '../support/kafka.js'
 import {type RunningServe, startServe} from '../support/serve.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs} from './reliability-helpers.js'
+import {clickhouseConsumeArgs} from '../support/runs.js'
 
 /** Debian's Chromium (scripts/services browser); the test command exports its path. */
 const CHROMIUM = process.env.IPC_CHROMIUM ?? '/usr/bin/chromium'

@@ -2,6 +2,7 @@ import {expect} from 'chai'
 import {createServer} from 'node:net'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
+import {produceArgs, redisConsumeArgs} from '../support/runs.js'
 
 /**
  * What `ipc consume` and `ipc produce` say when --brokers does not lead to a usable topic: one line
@@ -18,26 +19,12 @@ async function closedPort(): Promise<number> {
   return port
 }
 
-function consumeArgs(brokers: string, topic: string): string[] {
-  return [
-    'consume',
-    '--brokers',
-    brokers,
-    '--topic',
-    topic,
-    '--backend',
-    'redis',
-    '--redis-key',
-    uniqueName('ipc:never'),
-    '--group',
-    uniqueName('g'),
-    '--until-idle',
-    '2s',
-  ]
+function consumeFrom(brokers: string, topic: string): string[] {
+  return redisConsumeArgs(topic, uniqueName('ipc:never'), uniqueName('g'), {'--brokers': brokers, '--until-idle': '2s'}, {json: false, fromBeginning: false})
 }
 
-function produceArgs(brokers: string, topic: string): string[] {
-  return ['produce', '--brokers', brokers, '--topic', topic, '--num-messages', '10']
+function produceTo(brokers: string, topic: string): string[] {
+  return produceArgs(topic, {'--brokers': brokers, '--num-messages': '10'}, {json: false})
 }
 
 function expectOneLine(result: CliResult, pattern: RegExp): void {
@@ -56,8 +43,8 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
     const topic = uniqueName('never')
     // kafkajs waits out its 30 s request timeout for the handshake that Redis never answers.
     const [consumed, produced] = await Promise.all([
-      runIpc(consumeArgs(address, topic), {timeoutMs: 140_000}),
-      runIpc(produceArgs(address, topic), {timeoutMs: 140_000}),
+      runIpc(consumeFrom(address, topic), {timeoutMs: 140_000}),
+      runIpc(produceTo(address, topic), {timeoutMs: 140_000}),
     ])
     const line = (command: string) =>
       new RegExp(
@@ -71,7 +58,7 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
   it('a port with nothing on it: one line with the refused connection, exit 3', async () => {
     const address = `127.0.0.1:${await closedPort()}`
     const topic = uniqueName('never')
-    const [consumed, produced] = await Promise.all([runIpc(consumeArgs(address, topic)), runIpc(produceArgs(address, topic))])
+    const [consumed, produced] = await Promise.all([runIpc(consumeFrom(address, topic)), runIpc(produceTo(address, topic))])
     for (const [command, result] of [
       ['consume', consumed],
       ['produce', produced],
@@ -89,7 +76,7 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
   it('a topic the broker does not have: both stop with its name and exit 3, without creating it', async () => {
     const brokers = serviceUrls().kafkaBrokers.join(',')
     const topic = uniqueName('missing')
-    const [consumed, produced] = await Promise.all([runIpc(consumeArgs(brokers, topic)), runIpc(produceArgs(brokers, topic))])
+    const [consumed, produced] = await Promise.all([runIpc(consumeFrom(brokers, topic)), runIpc(produceTo(brokers, topic))])
     const last = (result: CliResult) => result.stderr.trim().split('\n').at(-1)
     for (const [command, result] of [
       ['consume', consumed],
@@ -101,6 +88,6 @@ describe('ipc consume and ipc produce with brokers or topics that are not there'
       )
     }
     // Asked again: still missing, so neither command created it.
-    expect(last(await runIpc(produceArgs(brokers, topic)))).to.include(`topic "${topic}" does not exist`)
+    expect(last(await runIpc(produceTo(brokers, topic)))).to.include(`topic "${topic}" does not exist`)
   })
 })

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
 import {devServiceSetting, uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, describeRun, parseJson, type ProduceJson} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, consumeArgs, type ConsumeJson, describeRun, parseJson, produceArgs, type ProduceJson} from '../support/runs.js'
 
 /**
  * `ipc produce` and `ipc consume` against the secured listeners of the test broker
@@ -63,23 +63,7 @@ describe('Kafka security: SASL and TLS against the real broker', function () {
     const topic = uniqueName('secure')
     await createTopic(topic, 3)
     const produced = parseJson<ProduceJson>(
-      await run([
-        'produce',
-        '--topic',
-        topic,
-        '--num-devices',
-        '800',
-        '--num-messages',
-        '3000',
-        '--seed',
-        '71',
-        '--pause-ms',
-        '0',
-        '--batch',
-        '500',
-        '--json',
-        ...scram('SCRAM-SHA-512'),
-      ]),
+      await run([...produceArgs(topic, {'--num-devices': '800', '--num-messages': '3000', '--seed': '71', '--batch': '500'}), ...scram('SCRAM-SHA-512')]),
     )
     for (const extra of [
       scram('PLAIN'),
@@ -87,7 +71,7 @@ describe('Kafka security: SASL and TLS against the real broker', function () {
       ['--brokers', saslPlaintext, '--security-protocol', 'SASL_PLAINTEXT', '--sasl-username', username, '--sasl-password-file', passwordFile],
     ]) {
       // The first 10 events of the same seed: devices already counted, so the count stays the same.
-      const more = await run(['produce', '--topic', topic, '--num-devices', '800', '--num-messages', '10', '--seed', '71', '--pause-ms', '0', ...extra])
+      const more = await run([...produceArgs(topic, {'--num-devices': '800', '--num-messages': '10', '--seed': '71'}, {json: false}), ...extra])
       expect(more.code, describeRun(more)).to.equal(0)
     }
     const database = uniqueName('ipc_secure')
@@ -176,8 +160,8 @@ describe('Kafka security: SASL and TLS against the real broker', function () {
     ]
     const results = await Promise.all(
       cases.flatMap(({args}) => [
-        run(['produce', '--topic', topic, '--num-messages', '10', ...args]),
-        run(['consume', '--topic', topic, '--backend', 'memory', '--group', uniqueName('g'), '--until-idle', '2s', ...args]),
+        run([...produceArgs(topic, {'--num-messages': '10'}, {json: false}), ...args]),
+        run([...consumeArgs(topic, uniqueName('g'), {'--backend': 'memory', '--until-idle': '2s'}, {json: false, fromBeginning: false}), ...args]),
       ]),
     )
     for (const [index, result] of results.entries()) {

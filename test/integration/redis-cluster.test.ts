@@ -7,8 +7,9 @@ import {bucketKeyPrefix, RedisKeys} from '../../src/backends/redis/keys.js'
 import type {BackendOptions} from '../../src/backends/registry.js'
 import {bucketStart, HOUR_MS} from '../../src/query/count-query.js'
 import {createTopic} from '../support/kafka.js'
-import {type CliResult, runIpc, startIpc} from '../support/cli.js'
+import {runIpc, startIpc} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
+import {type ConsumeJson, parseJson, produce, redisConsumeArgs} from '../support/runs.js'
 import {CLEAN_ENV, exactCount, exactSeries, iso, windowEvents, withinHllError} from './windows-fixture.js'
 
 /** The dev Redis Cluster (3 masters) that scripts/services starts; its nodes as host:port,... */
@@ -34,11 +35,6 @@ function options(key: string, overrides: Partial<BackendOptions> = {}): BackendO
 
 function ip(n: number): string {
   return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
-}
-
-function parseJson<T>(result: CliResult): T {
-  expect(result.code, `exit code; stderr: ${result.stderr}; stdout: ${result.stdout.slice(0, 2000)}`).to.equal(0)
-  return JSON.parse(result.stdout) as T
 }
 
 /** Deletes a base key and its bucket keys; they all live on the one node serving their hash slot. */
@@ -177,36 +173,15 @@ describe('redis backend on a Redis Cluster', () => {
     keys.push(sharedKey, singleKey)
     await createTopic(topic, 4)
     const env = {...CLEAN_ENV, REDIS_CLUSTER_NODES: clusterNodes()}
-    const consume = (key: string, group: string) =>
-      startIpc(['consume', '--topic', topic, '--backend', 'redis', '--redis-key', key, '--group', group, '--from-beginning', '--until-idle', '5s', '--json'], {
-        env,
-      })
+    const consume = (key: string, group: string) => startIpc(redisConsumeArgs(topic, key, group, {'--until-idle': '5s'}), {env})
     const group = uniqueName('g')
     const first = consume(sharedKey, group)
     const second = consume(sharedKey, group)
     // A third consumer in a group of its own reads the whole topic into another key.
     const single = consume(singleKey, uniqueName('g'))
     // Produce while they join and consume, so both members of the shared group own partitions while events flow.
-    const produced = parseJson<{messagesSent: number; distinctDevices: number}>(
-      await runIpc([
-        'produce',
-        '--topic',
-        topic,
-        '--json',
-        '--num-devices',
-        '3000',
-        '--num-messages',
-        '30000',
-        '--seed',
-        '11',
-        '--batch',
-        '1000',
-        '--pause-ms',
-        '200',
-      ]),
-    )
-    type Summary = {totalDevices: number; stats: {processed: number}}
-    const [a, b, alone] = (await Promise.all([first.done, second.done, single.done])).map((result) => parseJson<Summary>(result))
+    const produced = await produce(topic, {'--num-devices': '3000', '--num-messages': '30000', '--seed': '11', '--batch': '1000', '--pause-ms': '200'})
+    const [a, b, alone] = (await Promise.all([first.done, second.done, single.done])).map((result) => parseJson<ConsumeJson>(result))
     expect(a.stats.processed, 'first consumer took part').to.be.greaterThan(0)
     expect(b.stats.processed, 'second consumer took part').to.be.greaterThan(0)
     expect(a.stats.processed + b.stats.processed).to.be.at.least(produced.messagesSent)

@@ -4,7 +4,7 @@ import {type CliResult, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
 import {startServe} from '../support/serve.js'
 import {devServiceSetting, redisUrl, uniqueName} from '../support/services.js'
-import {describeRun, produce} from './reliability-helpers.js'
+import {describeRun, produce, redisConsumeArgs} from '../support/runs.js'
 
 /**
  * The Redis backend against the test Redis's TLS port and ACL user (scripts/services.d/redis.sh):
@@ -39,22 +39,10 @@ describe('Redis security: TLS and ACL users against the real Redis', function ()
     const plainKey = uniqueName('ipc:plain')
     const secure = ['--backend', 'redis', '--redis-url', tlsUrl, '--redis-ca', ca, '--redis-user', username]
     const env = {REDIS_PASSWORD: password}
-    const consumeArgs = (key: string) => [
-      'consume',
-      '--topic',
-      topic,
-      '--redis-key',
-      key,
-      '--group',
-      uniqueName('g'),
-      '--from-beginning',
-      '--until-idle',
-      '2s',
-      '--json',
-    ]
-    const consumed = await run([...consumeArgs(secureKey), ...secure], env)
+    const consumeInto = (key: string, flags: Record<string, string>) => redisConsumeArgs(topic, key, uniqueName('g'), {...flags, '--until-idle': '2s'})
+    const consumed = await run(consumeInto(secureKey, {'--redis-url': tlsUrl, '--redis-ca': ca, '--redis-user': username}), env)
     expect(consumed.code, describeRun(consumed)).to.equal(0)
-    expect((await run([...consumeArgs(plainKey), '--backend', 'redis', '--redis-url', redisUrl()])).code).to.equal(0)
+    expect((await run(consumeInto(plainKey, {'--redis-url': redisUrl()}))).code).to.equal(0)
     const overTls = await run(['count', '--redis-key', secureKey, ...secure], env)
     const overPlaintext = await run(['count', '--backend', 'redis', '--redis-url', redisUrl(), '--redis-key', plainKey])
     expect(overTls.code, describeRun(overTls)).to.equal(0)

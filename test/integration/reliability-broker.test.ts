@@ -16,7 +16,7 @@ import {
   sleep,
   startProduce,
   waitForChange,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * Faults of the Kafka broker itself, done to the real broker's process while `ipc produce` and

@@ -1,10 +1,12 @@
 import {expect} from 'chai'
 import {createTopic, readTopic} from '../support/kafka.js'
-import {type CliResult, runIpc, startIpc, waitFor} from '../support/cli.js'
+import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
 import {redisCount, serviceUrls, uniqueName} from '../support/services.js'
 import {ResponseDelayingLink} from '../support/tcp-proxy.js'
 import {
+  clickhouseCount,
   ClickHouseProbe,
+  consumeArgs,
   type ConsumeJson,
   describeRun,
   parseJson,
@@ -13,7 +15,7 @@ import {
   sleep,
   startProduce,
   waitForChange,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * kill -9 at random points of a flowing stream, restart with the same group, repeat; a final run
@@ -42,68 +44,86 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
   interface Target {
     backend: 'clickhouse' | 'redis'
     group: string
-    backendArgs: string[]
+    backendFlags: Record<string, string>
     /** What grows when the consumer stored something. */
     stored: () => Promise<number>
   }
 
+  type KillStep = 'after-flush' | 'mid-batch' | 'after-retry'
+
   const targets: Target[] = []
 
-  function consumeArgs(target: Target, extra: string[] = []): string[] {
-    return [
-      'consume',
-      '--topic',
-      topic,
-      '--backend',
-      target.backend,
-      ...target.backendArgs,
-      '--group',
-      target.group,
-      '--from-beginning',
-      '--batch-size',
-      '2000',
-      '--flush-interval',
-      '1s',
-      '--session-timeout',
-      sessionTimeout,
-      '--report-interval',
-      '1h',
-      ...extra,
-    ]
+  /** A run to be killed, or with `final` the last run: until idle for 3 s, its summary as JSON. */
+  function consumeArgsFor(target: Target, {final = false} = {}): string[] {
+    const flags = {
+      '--backend': target.backend,
+      ...target.backendFlags,
+      '--batch-size': '2000',
+      '--flush-interval': '1s',
+      '--session-timeout': sessionTimeout,
+      '--report-interval': '1h',
+      ...(final ? {'--until-idle': '3s'} : {}),
+    }
+    return consumeArgs(topic, target.group, flags, {json: final})
   }
 
   /**
-   * Kill plan per restart: `after-flush` kills as soon as the stored count grows (a flush just
-   * committed its offsets or is about to); `mid-batch` waits a random 150–900 ms more, so events are
-   * fetched and buffered but not yet flushed (flush interval 1 s, batch 2,000). `after-retry` waits
-   * until the consumer reported a failed insert and then for the stored count to grow again.
+   * Waits for the moment of `step` in a run started when `target` had stored `before`:
+   * `after-flush` as soon as the stored count grows (a flush just committed its offsets or is about
+   * to); `mid-batch` a random 150–900 ms more, so events are fetched and buffered but not yet
+   * flushed (flush interval 1 s, batch 2,000); `after-retry` once the consumer reported a failed
+   * insert and the stored count grew again, then as `after-flush`.
    */
-  async function killRepeatedly(target: Target, plan: ReadonlyArray<'after-flush' | 'mid-batch' | 'after-retry'>, producing: () => boolean): Promise<void> {
+  async function waitForKillPoint(target: Target, step: KillStep, consumer: RunningCli, before: number, producing: () => boolean): Promise<void> {
+    if (step === 'after-retry') {
+      await waitFor('the consumer reporting the timed-out insert', () => (consumer.stderr().includes('retrying in') ? true : undefined), 60_000)
+      retriedInsertReported = true
+      const afterTimeout = await target.stored()
+      await waitForChange('the retried insert', target.stored, afterTimeout, 30_000)
+    }
+    try {
+      await waitForChange(`${target.backend} storing events after a restart`, target.stored, before, producing() ? 60_000 : 20_000)
+    } catch (error) {
+      // The stream may have ended while the consumer was rejoining; a kill at an idle moment still counts.
+      if (producing()) throw error
+    }
+    if (step === 'mid-batch') await sleep(150 + Math.floor(Math.random() * 750))
+  }
+
+  async function killAndExpectKilled(target: Target, consumer: RunningCli): Promise<void> {
+    consumer.child.kill('SIGKILL')
+    const result = await consumer.done
+    expect(result.signal, `${target.backend} consumer ended before the kill: ${describeRun(result)}`).to.equal('SIGKILL')
+    kills[target.backend]++
+  }
+
+  /** Starts a consumer of `target` per step of the plan and kills it with kill -9 at that step's moment. */
+  async function killRepeatedly(target: Target, plan: readonly KillStep[], producing: () => boolean): Promise<void> {
     for (const step of plan) {
       const before = await target.stored()
-      const consumer = startIpc(consumeArgs(target), {timeoutMs: 120_000})
-      if (step === 'after-retry') {
-        await waitFor('the consumer reporting the timed-out insert', () => (consumer.stderr().includes('retrying in') ? true : undefined), 60_000)
-        retriedInsertReported = true
-        const afterTimeout = await target.stored()
-        await waitForChange('the retried insert', target.stored, afterTimeout, 30_000)
-      }
-      try {
-        await waitForChange(`${target.backend} storing events after a restart`, target.stored, before, producing() ? 60_000 : 20_000)
-      } catch (error) {
-        // The stream may have ended while the consumer was rejoining; a kill at an idle moment still counts.
-        if (producing()) throw error
-      }
-      if (step === 'mid-batch') await sleep(150 + Math.floor(Math.random() * 750))
+      const consumer = startIpc(consumeArgsFor(target), {timeoutMs: 120_000})
+      await waitForKillPoint(target, step, consumer, before, producing)
       if (step === 'after-flush' && target.backend === 'clickhouse') killedAfterFlush.push(await target.stored())
-      consumer.child.kill('SIGKILL')
-      const result = await consumer.done
-      expect(result.signal, `${target.backend} consumer ended before the kill: ${describeRun(result)}`).to.equal('SIGKILL')
-      kills[target.backend]++
+      await killAndExpectKilled(target, consumer)
     }
   }
 
+  /** The producer of ~28 s of events, so the kills land while the stream flows. */
+  function startPacedStream(): {done: Promise<CliResult>; producing: () => boolean} {
+    const producer = startProduce(topic, {'--num-devices': '25000', '--num-messages': '40000', '--seed': '20', '--batch': '100', '--pause-ms': '60'})
+    let producing = true
+    const done = producer.done.then((result) => {
+      producing = false
+      return result
+    })
+    return {done, producing: () => producing}
+  }
+
   before(async () => {
+    // Given a paced stream and, per backend, a group whose consumers are killed four times at
+    // planned moments (the first ClickHouse insert answered only after the client's timeout);
+    // when a final run per group reads what the killed runs left uncommitted;
+    // then each backend holds every device (the tests below).
     await createTopic(topic, 4)
     clickhouse = new ClickHouseProbe(database)
     delayingLink = await new ResponseDelayingLink(new URL(serviceUrls().clickhouseUrl), 'query=INSERT', 6000).start()
@@ -111,27 +131,20 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
       {
         backend: 'clickhouse',
         group: uniqueName('g_ch'),
-        backendArgs: ['--clickhouse-database', database, '--clickhouse-url', delayingLink.url, '--backend-timeout', '2s'],
+        backendFlags: {'--clickhouse-database': database, '--clickhouse-url': delayingLink.url, '--backend-timeout': '2s'},
         stored: () => clickhouse.rows(),
       },
-      {backend: 'redis', group: uniqueName('g_redis'), backendArgs: ['--redis-key', redisKey], stored: () => redisCount(redisKey)},
+      {backend: 'redis', group: uniqueName('g_redis'), backendFlags: {'--redis-key': redisKey}, stored: () => redisCount(redisKey)},
     )
-    // ~28 s of events, so the kills land while the stream flows.
-    const producer = startProduce(topic, {'--num-devices': '25000', '--num-messages': '40000', '--seed': '20', '--batch': '100', '--pause-ms': '60'})
-    let producing = true
-    const producerDone = producer.done.then((result) => {
-      producing = false
-      return result
-    })
+    const stream = startPacedStream()
     await Promise.all([
-      killRepeatedly(targets[0], ['after-retry', 'mid-batch', 'after-flush', 'mid-batch'], () => producing),
-      killRepeatedly(targets[1], ['mid-batch', 'after-flush', 'mid-batch', 'mid-batch'], () => producing),
+      killRepeatedly(targets[0], ['after-retry', 'mid-batch', 'after-flush', 'mid-batch'], stream.producing),
+      killRepeatedly(targets[1], ['mid-batch', 'after-flush', 'mid-batch', 'mid-batch'], stream.producing),
     ])
-    produced = parseJson<ProduceJson>(await producerDone)
+    produced = parseJson<ProduceJson>(await stream.done)
     expect(produced.messagesSent).to.equal(40_000)
     rowsBeforeFinalRun = await clickhouse.rows()
-    // The final runs (one per group) read what the killed runs left uncommitted.
-    ;[finals.clickhouse, finals.redis] = await Promise.all(targets.map((target) => runIpc(consumeArgs(target, ['--until-idle', '3s', '--json']))))
+    ;[finals.clickhouse, finals.redis] = await Promise.all(targets.map((target) => runIpc(consumeArgsFor(target, {final: true}))))
   })
 
   after(async () => {
@@ -161,7 +174,7 @@ describe('reliability: consumers killed with kill -9 mid-stream lose nothing', f
     const truth = new Map<string, number>()
     for (const message of messages) truth.set(message.key, (truth.get(message.key) ?? 0) + 1)
     expect(new Map(perDevice.map((row) => [row.device_ip, Number(row.events)]))).to.deep.equal(truth)
-    const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
+    const counted = await clickhouseCount(database)
     expect(counted.code, counted.stderr).to.equal(0)
     expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
     reportFigure(

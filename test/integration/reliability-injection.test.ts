@@ -6,7 +6,7 @@ import type {BackendOptions} from '../../src/backends/registry.js'
 import {RedisBackend} from '../../src/backends/redis/redis-backend.js'
 import {type CliResult, runIpc} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
-import {ClickHouseProbe, describeRun, kafka} from './reliability-helpers.js'
+import {ClickHouseProbe, describeRun, kafka} from '../support/runs.js'
 
 /**
  * Names from flags reach ClickHouse and Redis only after validation (identifiers, keys), and

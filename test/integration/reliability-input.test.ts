@@ -5,7 +5,7 @@ import {seededRandom} from '../../src/loadgen/generator.js'
 import {createTopic} from '../support/kafka.js'
 import {runIpc, waitFor} from '../support/cli.js'
 import {uniqueName} from '../support/services.js'
-import {clickhouseConsumeArgs, ClickHouseProbe, type ConsumeJson, describeRun, kafka, parseJson, reportFigure} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, ClickHouseProbe, type ConsumeJson, describeRun, kafka, parseJson, reportFigure} from '../support/runs.js'
 
 /**
  * A corpus of hostile messages mixed with valid events: the consumer must not crash, must give

@@ -6,6 +6,7 @@ import {CuttableLink} from '../support/tcp-proxy.js'
 import {
   clickhouseConsumeArgs,
   ClickHouseProbe,
+  consumeArgs,
   describeRun,
   linesMatching,
   parseJson,
@@ -16,7 +17,7 @@ import {
   sleep,
   startProduce,
   waitForChange,
-} from './reliability-helpers.js'
+} from '../support/runs.js'
 
 /**
  * The backend goes away while events flow: the consumer points at a TCP relay in front of the real
@@ -34,6 +35,31 @@ function lastProcessed(stdout: string): number | undefined {
 
 function retryLines(consumer: RunningCli): string[] {
   return linesMatching(consumer.stderr(), /retrying/)
+}
+
+type Backend = 'clickhouse' | 'redis'
+
+/** Two writes failing, then 8 s with the backend cut: what was committed, stored and processed meanwhile. */
+interface OutageObservation {
+  committedAtCut: number
+  storedAtCut: number
+  processedDuringOutage: number | undefined
+  processedLater: number | undefined
+  committedLater: number
+  outageMs: number
+  retriesDuringOutage: number
+}
+
+interface OutageSetup {
+  topic: string
+  group: string
+  redisKey: string
+  relay: {link: CuttableLink; url: string}
+  clickhouse: ClickHouseProbe
+  /** What grows when the consumer stored something. */
+  stored: () => Promise<number>
+  /** Consume flags for the backend, through `url` when given. */
+  backendFlags: (url?: string) => Record<string, string>
 }
 
 describe('reliability: backend outages', function () {
@@ -59,63 +85,92 @@ describe('reliability: backend outages', function () {
     return created
   }
 
+  /**
+   * A fresh topic and group, a relay in front of `backend`, and what a consumer of it stores: rows of
+   * the ClickHouse database or the Redis key's count.
+   */
+  async function outageSetup(backend: Backend, name: string): Promise<OutageSetup> {
+    const topic = uniqueName(`${name}_${backend}`)
+    const group = uniqueName('g')
+    const database = uniqueName(`ipc_${name}`)
+    const redisKey = uniqueName(`ipc:${name}`)
+    await createTopic(topic, 4)
+    const relay = backend === 'clickhouse' ? await relayTo(serviceUrls().clickhouseUrl, 8123) : await relayTo(serviceUrls().redisUrl, 6379)
+    const clickhouse = probe(database)
+    const stored = backend === 'clickhouse' ? () => clickhouse.rows() : () => redisCount(redisKey)
+    const backendFlags = (url?: string): Record<string, string> =>
+      backend === 'clickhouse'
+        ? {'--backend': backend, '--clickhouse-database': database, ...(url ? {'--clickhouse-url': url} : {})}
+        : {'--backend': backend, '--redis-key': redisKey, ...(url ? {'--redis-url': url} : {})}
+    return {topic, group, redisKey, relay, clickhouse, stored, backendFlags}
+  }
+
+  /** Cuts the relay, watches the consumer for 8 s after its second failed write, and restores the relay. */
+  async function observeOutage(
+    consumer: RunningCli,
+    {relay, group, topic, stored}: Pick<OutageSetup, 'relay' | 'group' | 'topic' | 'stored'>,
+  ): Promise<OutageObservation> {
+    relay.link.cut()
+    const cutAt = Date.now()
+    await waitFor('two reported write failures', () => (retryLines(consumer).length >= 2 ? true : undefined), 30_000)
+    const committedAtCut = await committedTotal(group, topic)
+    const storedAtCut = await stored()
+    await sleep(4000)
+    const processedDuringOutage = lastProcessed(consumer.stdout())
+    await sleep(4000)
+    const processedLater = lastProcessed(consumer.stdout())
+    const committedLater = await committedTotal(group, topic)
+    const outageMs = Date.now() - cutAt
+    const retriesDuringOutage = retryLines(consumer).length
+    relay.link.restore()
+    return {committedAtCut, storedAtCut, processedDuringOutage, processedLater, committedLater, outageMs, retriesDuringOutage}
+  }
+
+  /** ClickHouse holds exactly the producer's devices; Redis's HyperLogLog is within 2 % of them. */
+  async function expectDevicesCounted(backend: Backend, clickhouse: ClickHouseProbe, redisKey: string, produced: ProduceJson): Promise<void> {
+    if (backend === 'clickhouse') {
+      expect(await clickhouse.distinctDevices()).to.equal(produced.distinctDevices)
+    } else {
+      const estimate = await redisCount(redisKey)
+      expect(Math.abs(estimate - produced.distinctDevices) / produced.distinctDevices).to.be.below(0.02)
+    }
+  }
+
   for (const backend of ['clickhouse', 'redis'] as const) {
     it(`${backend}: a 9 s outage mid-stream pauses fetching, commits nothing, keeps the member in its group, and catches up`, async () => {
-      const topic = uniqueName(`outage_${backend}`)
-      const group = uniqueName('g')
-      const database = uniqueName('ipc_outage')
-      const redisKey = uniqueName('ipc:outage')
-      await createTopic(topic, 4)
-      const relay = backend === 'clickhouse' ? await relayTo(serviceUrls().clickhouseUrl, 8123) : await relayTo(serviceUrls().redisUrl, 6379)
-      const backendArgs =
-        backend === 'clickhouse' ? ['--clickhouse-url', relay.url, '--clickhouse-database', database] : ['--redis-url', relay.url, '--redis-key', redisKey]
-      const clickhouse = probe(database)
-      const stored = backend === 'clickhouse' ? () => clickhouse.rows() : () => redisCount(redisKey)
-
-      // ~14 s of events; the outage starts with the first stored events and lasts 12 s.
+      // Given ~14 s of paced events and a consumer writing through a relay;
+      // when the relay is cut at the first stored events, and restored 8 s after the second failed write;
+      // then nothing is committed during the cut (and, for ClickHouse, no more than was stored),
+      // fetching pauses before the end of the stream, the member joins its group once and never
+      // rejoins, it retries 3–15 times with backoff and says when writing works again, and in the
+      // end everything is committed and the devices counted.
+      const setup = await outageSetup(backend, 'outage')
+      const {topic, group, redisKey, relay, clickhouse, stored, backendFlags} = setup
       const producer = startProduce(topic, {'--num-devices': '20000', '--num-messages': '40000', '--seed': '31', '--batch': '200', '--pause-ms': '60'})
       const consumer = startIpc(
-        [
-          'consume',
-          '--topic',
+        consumeArgs(
           topic,
-          '--backend',
-          backend,
-          ...backendArgs,
-          '--group',
           group,
-          '--from-beginning',
-          '--batch-size',
-          '1000',
-          '--flush-interval',
-          '500ms',
-          '--session-timeout',
-          `${SESSION_TIMEOUT_MS}ms`,
-          '--report-interval',
-          '500ms',
-          '--until-idle',
-          '4s',
-          '--kafka-log-level',
-          'info',
-        ],
+          {
+            ...backendFlags(relay.url),
+            '--batch-size': '1000',
+            '--flush-interval': '500ms',
+            '--session-timeout': `${SESSION_TIMEOUT_MS}ms`,
+            '--report-interval': '500ms',
+            '--until-idle': '4s',
+            '--kafka-log-level': 'info',
+          },
+          {json: false},
+        ),
         {timeoutMs: 150_000},
       )
       const rss = samplePeakRss(consumer)
       try {
         await waitForChange('the first stored events', stored, 0)
-        relay.link.cut()
-        const cutAt = Date.now()
-        await waitFor('two reported write failures', () => (retryLines(consumer).length >= 2 ? true : undefined), 30_000)
-        const committedAtCut = await committedTotal(group, topic)
-        const storedAtCut = await stored()
-        await sleep(4000)
-        const processedDuringOutage = lastProcessed(consumer.stdout())
-        await sleep(4000)
-        const processedLater = lastProcessed(consumer.stdout())
-        const committedLater = await committedTotal(group, topic)
-        const outageMs = Date.now() - cutAt
-        const retriesDuringOutage = retryLines(consumer).length
-        relay.link.restore()
+        const {committedAtCut, storedAtCut, processedDuringOutage, processedLater, committedLater, outageMs, retriesDuringOutage} = await observeOutage(
+          consumer,
+          setup,
+        )
 
         const result = await consumer.done
         const produced = parseJson<ProduceJson>(await producer.done)
@@ -137,12 +192,7 @@ describe('reliability: backend outages', function () {
         expect(result.stderr, 'the consumer never left or rejoined its group').to.not.match(/rebalanc|rejoin/i)
 
         expect(await committedTotal(group, topic), 'everything committed at the end').to.equal(produced.messagesSent)
-        if (backend === 'clickhouse') {
-          expect(await clickhouse.distinctDevices()).to.equal(produced.distinctDevices)
-        } else {
-          const estimate = await redisCount(redisKey)
-          expect(Math.abs(estimate - produced.distinctDevices) / produced.distinctDevices).to.be.below(0.02)
-        }
+        await expectDevicesCounted(backend, clickhouse, redisKey, produced)
         const peakMiB = rss.stop()
         reportFigure(
           `${backend}: ${(outageMs / 1000).toFixed(0)} s outage survived (${retriesDuringOutage} failed ` +
@@ -159,38 +209,20 @@ describe('reliability: backend outages', function () {
 
   for (const backend of ['clickhouse', 'redis'] as const) {
     it(`${backend}: an outage longer than --max-retry-time ends the run with exit 3 and one error line, the unwritten events uncommitted`, async () => {
-      const topic = uniqueName(`giveup_${backend}`)
-      const group = uniqueName('g')
-      const database = uniqueName('ipc_giveup')
-      const redisKey = uniqueName('ipc:giveup')
-      await createTopic(topic, 4)
-      const relay = backend === 'clickhouse' ? await relayTo(serviceUrls().clickhouseUrl, 8123) : await relayTo(serviceUrls().redisUrl, 6379)
-      const clickhouse = probe(database)
-      const stored = backend === 'clickhouse' ? () => clickhouse.rows() : () => redisCount(redisKey)
-      const args = (url?: string) =>
-        backend === 'clickhouse'
-          ? ['--clickhouse-database', database, ...(url ? ['--clickhouse-url', url] : [])]
-          : ['--redis-key', redisKey, ...(url ? ['--redis-url', url] : [])]
-
+      // Given paced events and a consumer writing through a relay, with IPC_MAX_RETRY_TIME=3s;
+      // when the relay is cut at the first stored events and stays cut;
+      // then the run exits 3 with one "gave up" line naming the topic and no summary, the unwritten
+      // events stay uncommitted (and, for ClickHouse, every committed event is stored), and a next
+      // run with the backend reachable counts the devices.
+      const {topic, group, redisKey, relay, clickhouse, stored, backendFlags} = await outageSetup(backend, 'giveup')
       const producer = startProduce(topic, {'--num-devices': '10000', '--num-messages': '20000', '--seed': '32', '--batch': '200', '--pause-ms': '50'})
       const consumer = startIpc(
-        [
-          'consume',
-          '--topic',
+        consumeArgs(
           topic,
-          '--backend',
-          backend,
-          ...args(relay.url),
-          '--group',
           group,
-          '--from-beginning',
-          '--batch-size',
-          '500',
-          '--flush-interval',
-          '300ms',
-          '--session-timeout',
-          `${SESSION_TIMEOUT_MS}ms`,
-        ],
+          {...backendFlags(relay.url), '--batch-size': '500', '--flush-interval': '300ms', '--session-timeout': `${SESSION_TIMEOUT_MS}ms`},
+          {json: false},
+        ),
         {env: {IPC_MAX_RETRY_TIME: '3s'}, timeoutMs: 120_000},
       )
       try {
@@ -212,28 +244,11 @@ describe('reliability: backend outages', function () {
         if (backend === 'clickhouse') expect(committed, 'every committed event is stored').to.be.at.most(await stored())
 
         // The next run, with the backend reachable, reads the uncommitted events again.
-        const final = await runIpc([
-          'consume',
-          '--topic',
-          topic,
-          '--backend',
-          backend,
-          ...args(),
-          '--group',
-          group,
-          '--from-beginning',
-          '--until-idle',
-          '2s',
-          '--session-timeout',
-          `${SESSION_TIMEOUT_MS}ms`,
-        ])
+        const final = await runIpc(
+          consumeArgs(topic, group, {...backendFlags(), '--until-idle': '2s', '--session-timeout': `${SESSION_TIMEOUT_MS}ms`}, {json: false}),
+        )
         expect(final.code, describeRun(final)).to.equal(0)
-        if (backend === 'clickhouse') {
-          expect(await clickhouse.distinctDevices()).to.equal(produced.distinctDevices)
-        } else {
-          const estimate = await redisCount(redisKey)
-          expect(Math.abs(estimate - produced.distinctDevices) / produced.distinctDevices).to.be.below(0.02)
-        }
+        await expectDevicesCounted(backend, clickhouse, redisKey, produced)
         reportFigure(
           `${backend}: gave up after --max-retry-time 3s with ${committed} of ${produced.messagesSent} events committed; the next run completed the count`,
         )

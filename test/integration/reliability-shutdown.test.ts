@@ -3,7 +3,7 @@ import {committedTotal, createTopic} from '../support/kafka.js'
 import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
-import {clickhouseConsumeArgs, ClickHouseProbe, describeRun, generatedDevices, linesMatching, produce, reportFigure} from './reliability-helpers.js'
+import {clickhouseConsumeArgs, ClickHouseProbe, describeRun, generatedDevices, linesMatching, produce, reportFigure} from '../support/runs.js'
 
 /** Graceful and forced stops while a ClickHouse batch sits in the consumer's buffer. */
 

@@ -3,11 +3,11 @@ import {expect} from 'chai'
 import {Kafka, logLevel} from 'kafkajs'
 import {readFileSync} from 'node:fs'
 import {EventGenerator} from '../../src/loadgen/generator.js'
-import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from '../support/cli.js'
-import {committedTotal} from '../support/kafka.js'
-import {serviceUrls} from '../support/services.js'
+import {type CliResult, runIpc, type RunningCli, startIpc, waitFor} from './cli.js'
+import {committedTotal} from './kafka.js'
+import {serviceUrls} from './services.js'
 
-/** Shared by the reliability-*.test.ts files: produce, consume, and look at what is stored and committed. */
+/** `ipc produce` and `ipc consume` runs for the integration tests, and what they stored and committed. */
 
 export interface ProduceJson {
   messagesSent: number
@@ -37,10 +37,13 @@ export function parseJson<T>(result: CliResult): T {
   return JSON.parse(result.stdout) as T
 }
 
-/** `ipc produce` flags for a run as fast as the broker allows, overridable. */
-function produceArgs(topic: string, flags: Record<string, string>): string[] {
+/**
+ * `ipc produce` of `topic` as fast as the broker allows, printing its summary as JSON unless `json`
+ * is false; `flags` adds or overrides flags (e.g. `{'--brokers': …, '--num-messages': '10'}`).
+ */
+export function produceArgs(topic: string, flags: Record<string, string>, {json = true} = {}): string[] {
   const all = {'--pause-ms': '0', '--batch': '1000', ...flags}
-  return ['produce', '--topic', topic, '--json', ...Object.entries(all).flat()]
+  return ['produce', '--topic', topic, ...(json ? ['--json'] : []), ...Object.entries(all).flat()]
 }
 
 export async function produce(topic: string, flags: Record<string, string>, env?: NodeJS.ProcessEnv): Promise<ProduceJson> {
@@ -52,13 +55,21 @@ export function startProduce(topic: string, flags: Record<string, string>, env?:
   return startIpc(produceArgs(topic, flags), {env, timeoutMs: 300_000})
 }
 
+export interface ConsumeArgsOptions {
+  /** Print the summary as JSON (--json). Default true. */
+  json?: boolean
+  /** Read a new group from the start of the topic (--from-beginning). Default true. */
+  fromBeginning?: boolean
+}
+
 /**
- * `ipc consume` of `topic` from its beginning in `group`, printing its summary as JSON unless
- * `json` is false; `flags` adds or overrides flags (e.g. `{'--backend': 'memory', '--until-idle': '5s'}`).
+ * `ipc consume` of `topic` in `group`; `flags` adds or overrides flags (e.g. `{'--backend': 'memory',
+ * '--until-idle': '5s'}`, or `{'--brokers': …}` for another cluster).
  */
-export function consumeArgs(topic: string, group: string, flags: Record<string, string> = {}, {json = true} = {}): string[] {
+export function consumeArgs(topic: string, group: string, flags: Record<string, string> = {}, options: ConsumeArgsOptions = {}): string[] {
+  const {json = true, fromBeginning = true} = options
   const all: Record<string, string> = {'--topic': topic, '--group': group, ...flags}
-  return ['consume', ...Object.entries(all).flat(), '--from-beginning', ...(json ? ['--json'] : [])]
+  return ['consume', ...Object.entries(all).flat(), ...(fromBeginning ? ['--from-beginning'] : []), ...(json ? ['--json'] : [])]
 }
 
 /** {@link consumeArgs} into a ClickHouse database. */
@@ -67,9 +78,19 @@ export function clickhouseConsumeArgs(
   database: string,
   group: string,
   flags: Record<string, string> = {},
-  options: {json?: boolean} = {},
+  options: ConsumeArgsOptions = {},
 ): string[] {
   return consumeArgs(topic, group, {'--backend': 'clickhouse', '--clickhouse-database': database, ...flags}, options)
+}
+
+/** {@link consumeArgs} into a Redis key. */
+export function redisConsumeArgs(topic: string, key: string, group: string, flags: Record<string, string> = {}, options: ConsumeArgsOptions = {}): string[] {
+  return consumeArgs(topic, group, {'--backend': 'redis', '--redis-key': key, ...flags}, options)
+}
+
+/** `ipc count` of a ClickHouse database. */
+export function clickhouseCount(database: string): Promise<CliResult> {
+  return runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
 }
 
 export function kafka(brokers: readonly string[] = serviceUrls().kafkaBrokers): Kafka {
@@ -180,7 +201,7 @@ export async function expectEverythingCounted(
   const rows = await probe.rows()
   expect(committed, 'every offset committed').to.be.at.least(produced.messagesSent)
   expect(rows, 'every committed event stored').to.be.at.least(committed)
-  const counted = await runIpc(['count', '--backend', 'clickhouse', '--clickhouse-database', database])
+  const counted = await clickhouseCount(database)
   expect(counted.code, describeRun(counted)).to.equal(0)
   expect(counted.stdout).to.equal(`${produced.distinctDevices}\n`)
 }

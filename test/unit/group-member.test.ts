@@ -332,16 +332,16 @@ describe('createGroupMember', () => {
   }
 
   it('fetches at most --fetch-max-bytes and --max-partition-fetch-bytes, heartbeating ten times per session timeout', () => {
-    expect(consumerConfig({fetchMaxBytes: 2_097_152, maxPartitionFetchBytes: 262_144, sessionTimeoutMs: 6000})).to.include({
+    expect(consumerConfig({fetchMaxBytes: 4_194_304, maxPartitionFetchBytes: 524_288, sessionTimeoutMs: 6000})).to.include({
       groupId: 'g',
-      maxBytes: 2_097_152,
-      maxBytesPerPartition: 262_144,
+      maxBytes: 4_194_304,
+      maxBytesPerPartition: 524_288,
       sessionTimeout: 6000,
       heartbeatInterval: 600,
     })
   })
 
   it('uses the documented defaults when no limit is given', () => {
-    expect(consumerConfig({})).to.include({maxBytes: 10 * 1024 * 1024, maxBytesPerPartition: 1024 * 1024, sessionTimeout: 30_000})
+    expect(consumerConfig({})).to.include({maxBytes: 2 * 1024 * 1024, maxBytesPerPartition: 256 * 1024, sessionTimeout: 30_000})
   })
 })

@@ -16,3 +16,5 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 30_000
 export const DEFAULT_REPORT_INTERVAL_MS = 30_000
 /** `count --timeout`: the whole count and every request of it. */
 export const DEFAULT_COUNT_TIMEOUT_MS = 5000
+/** `lag --timeout`: reaching Kafka and every request of the lag. */
+export const DEFAULT_LAG_TIMEOUT_MS = 15_000

@@ -25,3 +25,5 @@ export const DEFAULT_COUNT_TIMEOUT_MS = 5000
 export const DEFAULT_FETCH_MAX_BYTES = 2 * 1024 * 1024
 /** Most bytes one fetch returns per partition (`consume --max-partition-fetch-bytes`, Kafka's max.partition.fetch.bytes). */
 export const DEFAULT_MAX_PARTITION_FETCH_BYTES = 256 * 1024
+/** `lag --timeout`: reaching Kafka and every request of the lag. */
+export const DEFAULT_LAG_TIMEOUT_MS = 15_000

@@ -5,6 +5,7 @@ import {DashboardOptionError} from '../http/dashboard.js'
 import {KafkaAuthenticationError, KafkaSettingsError, KafkaUnreachableError} from '../kafka/client.js'
 import {UnreadableBatchError} from '../kafka/codecs.js'
 import {KafkaSecurityError} from '../kafka/security.js'
+import {LagTimeoutError, UnknownGroupError} from '../kafka/group-lag.js'
 import {TopicNotFoundError} from '../kafka/topics.js'
 import {KafkaStallError} from '../pipeline/catch-up.js'
 import {ConsumerPoolError} from '../pipeline/member-events.js'
@@ -40,6 +41,7 @@ const UNAVAILABLE: readonly ErrorClass[] = [
   KafkaAuthenticationError,
   TopicNotFoundError,
   KafkaStallError,
+  LagTimeoutError,
   KafkaJSConnectionError,
   KafkaJSNonRetriableError,
   KafkaJSBrokerNotFound,
@@ -47,7 +49,15 @@ const UNAVAILABLE: readonly ErrorClass[] = [
 ]
 
 /** The errors that mean a flag, name or query given cannot be used (exit 2). */
-const USAGE: readonly ErrorClass[] = [IdentifierError, CountQueryError, DashboardOptionError, DurationError, KafkaSettingsError, KafkaSecurityError]
+const USAGE: readonly ErrorClass[] = [
+  IdentifierError,
+  CountQueryError,
+  DashboardOptionError,
+  DurationError,
+  KafkaSettingsError,
+  KafkaSecurityError,
+  UnknownGroupError,
+]
 
 /**
  * The exit code for an error that ended a command, from its class or that of an error it wraps:

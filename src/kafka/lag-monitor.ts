@@ -5,6 +5,8 @@ import type {Admin, Kafka} from 'kafkajs'
 export interface PartitionLag {
   topic: string
   partition: number
+  /** Log-start offset: the first message still kept. */
+  start: number
   /** Log-end offset (high watermark). */
   end: number
   /** The group's committed offset (the next message to read); -1 when it has none. */
@@ -76,15 +78,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
         this.admin = admin
       }
       const [ends, [group]] = await Promise.all([this.admin.fetchTopicOffsets(topic), this.admin.fetchOffsets({groupId, topics: [topic]})])
-      const committed = new Map(group.partitions.map((partition) => [partition.partition, Number(partition.offset)]))
-      const lag = ends
-        .map(({partition, high, low}) => {
-          const end = Number(high)
-          const offset = committed.get(partition) ?? -1
-          const from = offset >= 0 ? offset : fromBeginning ? Number(low) : end
-          return {topic, partition, end, committed: offset, lag: Math.max(0, end - from)}
-        })
-        .sort((a, b) => a.partition - b.partition)
+      const lag = partitionLags(topic, ends, committedOffsets(group.partitions), fromBeginning)
       this.latest = lag
       this.emit('lag', lag)
       return lag
@@ -93,4 +87,32 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
       return undefined
     }
   }
+}
+
+/** Partition → committed offset, from the admin API's answer; a partition without a commit is left out. */
+export function committedOffsets(partitions: ReadonlyArray<{partition: number; offset: string}>): Map<number, number> {
+  return new Map(partitions.filter((partition) => Number(partition.offset) >= 0).map((partition) => [partition.partition, Number(partition.offset)]))
+}
+
+/**
+ * Each partition's lag, in partition order: its log-end offset minus the group's committed offset.
+ * A partition without a commit counts from where the group would start on it: its log start
+ * (`fromBeginning`) or its end. Offsets are counted as Kafka counts them: transaction markers past
+ * the committed offset count too (consumers commit past the markers that end a partition).
+ */
+export function partitionLags(
+  topic: string,
+  ends: ReadonlyArray<{partition: number; low: string; high: string}>,
+  committed: ReadonlyMap<number, number>,
+  fromBeginning: boolean,
+): PartitionLag[] {
+  return ends
+    .map(({partition, high, low}) => {
+      const start = Number(low)
+      const end = Number(high)
+      const offset = committed.get(partition) ?? -1
+      const from = offset >= 0 ? offset : fromBeginning ? start : end
+      return {topic, partition, start, end, committed: offset, lag: Math.max(0, end - from)}
+    })
+    .sort((a, b) => a.partition - b.partition)
 }

@@ -6,7 +6,7 @@ import {until} from '../support/wait.js'
 
 /** A lag as the monitor reads it: the log's end and the group's commit per partition. */
 function lag(partitions: Array<[partition: number, end: number, committed: number]>): PartitionLag[] {
-  return partitions.map(([partition, end, committed]) => ({topic: 't', partition, end, committed, lag: Math.max(0, end - committed)}))
+  return partitions.map(([partition, end, committed]) => ({topic: 't', partition, start: 0, end, committed, lag: Math.max(0, end - committed)}))
 }
 
 /** A lag monitor whose readings the test sets; `refresh()` fails while `failing`. */

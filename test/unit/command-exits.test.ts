@@ -7,6 +7,7 @@ import {exitCodeFor, EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE} from '../../src
 import {BackendError} from '../../src/backends/backend.js'
 import {IdentifierError} from '../../src/backends/identifiers.js'
 import {CountQueryError} from '../../src/query/count-query.js'
+import {LagTimeoutError, UnknownGroupError, UnknownTopicError} from '../../src/kafka/group-lag.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -25,7 +26,7 @@ function ipc(args: string[]): Run {
 
 describe('how commands fail', () => {
   describe('a flag that does not parse exits 2, also with --json, and leaves stdout empty', () => {
-    for (const command of ['count', 'consume', 'produce', 'serve']) {
+    for (const command of ['count', 'consume', 'produce', 'serve', 'lag']) {
       it(`ipc ${command} --json --bad-flag`, () => {
         for (const args of [
           [command, '--bad-flag'],
@@ -134,6 +135,12 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor(new Error('outer', {cause: new CountQueryError('inner')}))).to.equal(EXIT_USAGE)
     expect(exitCodeFor(new Error('bug'))).to.equal(EXIT_FAILURE)
     expect(exitCodeFor('text')).to.equal(EXIT_FAILURE)
+  })
+
+  it("maps ipc lag's unknown group to 2, its unknown topic and timeout to 3", () => {
+    expect(exitCodeFor(new UnknownGroupError('g'))).to.equal(EXIT_USAGE)
+    expect(exitCodeFor(new UnknownTopicError('t'))).to.equal(EXIT_UNAVAILABLE)
+    expect(exitCodeFor(new LagTimeoutError('no answer'))).to.equal(EXIT_UNAVAILABLE)
   })
 })
 

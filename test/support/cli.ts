@@ -17,6 +17,10 @@ export interface CliOptions {
   input?: string
   /** Kill the process (SIGKILL) if it runs longer than this. Default 120 s. */
   timeoutMs?: number
+  /** An installed `ipc` executable to run instead of this checkout's `node bin/run.js`. */
+  executable?: string
+  /** Default: the repository root. */
+  cwd?: string
 }
 
 /** A running `ipc` process: its output so far, and a promise of its end. */
@@ -27,10 +31,11 @@ export interface RunningCli {
   done: Promise<CliResult>
 }
 
-/** Starts `node bin/run.js ...args` with the test environment plus `options.env`. */
+/** Starts `node bin/run.js ...args` (or `options.executable ...args`) with the test environment plus `options.env`. */
 export function startIpc(args: readonly string[], options: CliOptions = {}): RunningCli {
-  const child = spawn(process.execPath, [RUN_JS, ...args], {
-    cwd: REPO_ROOT,
+  const [command, ...commandArgs] = options.executable ? [options.executable, ...args] : [process.execPath, RUN_JS, ...args]
+  const child = spawn(command, commandArgs, {
+    cwd: options.cwd ?? REPO_ROOT,
     env: {...process.env, ...options.env},
     stdio: ['pipe', 'pipe', 'pipe'],
   })

@@ -9,7 +9,7 @@ import {type CliOptions, REPO_ROOT, runIpc} from '../support/cli.js'
 import {createTopic} from '../support/kafka.js'
 import {startServe} from '../support/serve.js'
 import {uniqueName} from '../support/services.js'
-import {type ConsumeJson, parseJson, type ProduceJson} from './reliability-helpers.js'
+import {type ConsumeJson, parseJson, type ProduceJson} from '../support/runs.js'
 
 const run = promisify(execFile)
 

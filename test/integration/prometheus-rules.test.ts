@@ -2,6 +2,7 @@ import {expect} from 'chai'
 import {copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {REPO_ROOT} from '../support/cli.js'
 import {alertNames, prometheusBinary, promtool, RULES_FILE, RULES_TESTS_FILE, withForDuration} from '../support/prometheus.js'
 
 /**
@@ -32,6 +33,17 @@ describe('Prometheus rules (deploy/prometheus): promtool', function () {
     expect(result.output).to.match(/SUCCESS/)
     const tested = new Set([...readFileSync(RULES_TESTS_FILE, 'utf8').matchAll(/alertname: (\S+)/g)].map((match) => match[1]))
     expect([...tested].sort()).to.deep.equal(alertNames(readFileSync(RULES_FILE, 'utf8')).sort())
+  })
+
+  it("accepts the README's scrape configuration with the rules file", () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('\n## Prometheus\n'))
+    const config = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]
+    expect(config).to.include('rule_files:')
+    writeFileSync(join(scratch, 'prometheus.yml'), config!.replace('/etc/prometheus/ipc-rules.yml', RULES_FILE))
+    const result = promtool(['check', 'config', 'prometheus.yml'], scratch)
+    expect(result.code, result.output).to.equal(0)
+    expect(result.output).to.match(/SUCCESS: 12 rules found/)
   })
 
   it('fails a rules test whose expectation is wrong', () => {

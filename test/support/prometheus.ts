@@ -57,19 +57,26 @@ export interface PrometheusRule {
 }
 
 /**
- * A Prometheus server of its own on a free port of 127.0.0.1, with its data in a temporary folder,
- * scraping `jobs` every second and evaluating `ruleFiles` every second.
+ * A Prometheus server of its own on a free port of 127.0.0.1, with its configuration and data in a
+ * temporary folder, scraping `jobs` every second and evaluating the rules given to
+ * {@link addRules} every second.
  */
 export class PrometheusServer {
   readonly dir = mkdtempSync(join(tmpdir(), 'ipc-prometheus-'))
   url = ''
+  private readonly ruleFiles: string[] = []
   private child?: ChildProcess
   private log = ''
 
-  constructor(
-    private readonly jobs: readonly ScrapeJob[],
-    private readonly ruleFiles: readonly string[],
-  ) {}
+  constructor(private readonly jobs: readonly ScrapeJob[]) {}
+
+  /** Writes a rules file into the server's folder and loads it at {@link start}. */
+  addRules(name: string, text: string): this {
+    const file = join(this.dir, name)
+    writeFileSync(file, text)
+    this.ruleFiles.push(file)
+    return this
+  }
 
   async start(): Promise<this> {
     const config = [

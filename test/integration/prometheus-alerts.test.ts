@@ -49,20 +49,22 @@ describe('Prometheus rules on a real Prometheus: the lag alert of a Redis outage
     )
     consumer = running
     const metricsUrl = await waitFor('the metrics address on stderr', () => /metrics on (http:\/\/[\d.:]+)\/metrics/.exec(running.stderr())?.[1], 30_000)
-    serve = await startServe(backend, {timeoutMs: 300_000})
+    const serving = await startServe(backend, {timeoutMs: 300_000})
+    serve = serving
     // A steady stream, which the consumer keeps up with until Redis is cut off.
-    producer = startProduce(topic, {'--num-devices': '500', '--num-messages': '60000', '--seed': '8', '--batch': '20', '--pause-ms': '100'})
+    const stream = startProduce(topic, {'--num-devices': '500', '--num-messages': '60000', '--seed': '8', '--batch': '20', '--pause-ms': '100'})
+    producer = stream
 
     prometheus = await new PrometheusServer([
       {job: 'ipc-consume', targets: [new URL(metricsUrl).host]},
-      {job: 'ipc-serve', targets: [new URL(serve.url).host]},
+      {job: 'ipc-serve', targets: [new URL(serving.url).host]},
     ])
       .addRules('ipc-rules.yml', withForDuration(readFileSync(RULES_FILE, 'utf8'), '10s'))
       .start()
     const server = prometheus
     const lagAlerts = async (): Promise<PrometheusAlert[]> =>
       (await server.alerts()).filter((alert) => alert.labels.alertname === LAG_ALERT && alert.labels.group === group)
-    const countRequest = async () => (await fetch(`${serve!.url}/unique_ip_count`)).status
+    const countRequest = async () => (await fetch(`${serving.url}/unique_ip_count`)).status
 
     // Keeping up and quiet: both targets up, every rule evaluated without error, events/s recorded, no alert.
     const eventsPerSecond = await waitFor(
@@ -118,8 +120,8 @@ describe('Prometheus rules on a real Prometheus: the lag alert of a Redis outage
     )
     expect([...firingNames]).not.to.include('IpcConsumerDown')
 
-    producer!.child.kill('SIGTERM')
-    await producer!.done
+    stream.child.kill('SIGTERM')
+    await stream.done
     link.restore()
     await waitFor('the lag alert resolved', async () => ((await lagAlerts()).length === 0 ? true : undefined), 120_000, 250)
     const caughtUp = await server.query(`group_topic:ipc_consumer_lag:sum{group="${group}"}`)

@@ -237,7 +237,7 @@ export default class Consume extends IpcCommand {
     if (flags['metrics-port'] !== undefined) {
       // Loaded only when asked for: prom-client adds to every start-up.
       const [{ConsumerMetrics}, {ProbeServer}] = await Promise.all([import('../metrics/consumer-metrics.js'), import('../http/probe-server.js')])
-      const metrics = new ConsumerMetrics(running, running instanceof ConsumerPool ? running.backend : backend)
+      const metrics = new ConsumerMetrics(running, running instanceof ConsumerPool ? running.backend : backend, {group: flags.group, topic: flags.topic})
       probes = new ProbeServer({registry: metrics.registry, readiness: () => running.readiness()})
       try {
         await probes.listen(flags['metrics-port'], flags['metrics-host'])

@@ -4,11 +4,17 @@ import {INVALID_REASONS} from '../events/event.js'
 import type {EventEmitter} from 'node:events'
 import type {LagMonitor} from '../kafka/lag-monitor.js'
 import type {PipelineEvents} from '../pipeline/consume-pipeline.js'
+import type {Readiness} from '../pipeline/member-events.js'
 import {processRegistry} from './registry.js'
 
 /** What the metrics listen to: a ConsumePipeline, or a ConsumerPool speaking for its workers. */
-export type MetricsPipeline = Pick<EventEmitter<PipelineEvents>, 'on'> & {lag: Pick<LagMonitor, 'on'>}
+export type MetricsPipeline = Pick<EventEmitter<PipelineEvents>, 'on'> & {lag: Pick<LagMonitor, 'on'>; readiness(): Readiness}
 export type MetricsBackend = Pick<CountBackend, 'name' | 'unwrittenEvents' | 'on'>
+/** What the consumer reads, as the labels of `ipc_consumer_info`. */
+export interface ConsumerIdentity {
+  group: string
+  topic: string
+}
 
 const WRITE_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
@@ -19,9 +25,23 @@ const WRITE_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 export class ConsumerMetrics {
   readonly registry: Registry = processRegistry()
 
-  constructor(pipeline: MetricsPipeline, backend: MetricsBackend) {
+  constructor(pipeline: MetricsPipeline, backend: MetricsBackend, identity: ConsumerIdentity) {
     const registers = [this.registry]
     const labels = {backend: backend.name}
+    new Gauge({
+      name: 'ipc_consumer_info',
+      help: 'Always 1; its labels name the consumer group, the topic and the backend of this process.',
+      labelNames: ['group', 'topic', 'backend'],
+      registers,
+    }).set({group: identity.group, topic: identity.topic, backend: backend.name}, 1)
+    new Gauge({
+      name: 'ipc_consumer_ready',
+      help: '1 when /readyz answers 200 (connected to the backend, in the group, writes not failing, no stall), else 0.',
+      registers,
+      collect() {
+        this.set(pipeline.readiness().ready ? 1 : 0)
+      },
+    })
     const consumed = new Counter({name: 'ipc_consumer_events_total', help: 'Messages read from Kafka and processed.', registers})
     const valid = new Counter({name: 'ipc_consumer_events_valid_total', help: 'Valid events handed to the backend.', registers})
     const invalid = new Counter({

@@ -110,6 +110,8 @@ describe('ipc consume --metrics-port: Prometheus metrics, lag and probes', funct
       expect(caughtUp.get('ipc_backend_written_events_total{backend="redis"}')).to.equal(first.messagesSent)
       expect(caughtUp.get('ipc_backend_write_duration_seconds_count{backend="redis"}')).to.equal(caughtUp.get('ipc_backend_writes_total{backend="redis"}'))
       expect(caughtUp.get('ipc_consumer_group_member')).to.equal(1)
+      expect(caughtUp.get('ipc_consumer_ready')).to.equal(1)
+      expect(caughtUp.get(`ipc_consumer_info{group="${group}",topic="${topic}",backend="redis"}`)).to.equal(1)
       expect(caughtUp.get('ipc_consumer_assigned_partitions')).to.equal(4)
       expect(caughtUp.get('ipc_consumer_commits_total')).to.be.above(0)
       expect(caughtUp.get('process_resident_memory_bytes')).to.be.above(0)
@@ -124,6 +126,7 @@ describe('ipc consume --metrics-port: Prometheus metrics, lag and probes', funct
         60_000,
       )
       expect(during.get('ipc_backend_unwritten_events{backend="redis"}')).to.be.above(0)
+      expect(during.get('ipc_consumer_ready')).to.equal(0)
       const notReady = await get(`${base}/readyz`)
       expect(notReady.status).to.equal(503)
       expect(JSON.parse(notReady.body)).to.deep.equal({status: 'not ready', reason: 'redis writes are failing'})
@@ -138,6 +141,7 @@ describe('ipc consume --metrics-port: Prometheus metrics, lag and probes', funct
       )
       expect(after.get('ipc_backend_written_events_total{backend="redis"}')).to.equal(first.messagesSent + second.messagesSent)
       expect(after.get('ipc_backend_unwritten_events{backend="redis"}')).to.equal(0)
+      expect(after.get('ipc_consumer_ready')).to.equal(1)
       expect((await get(`${base}/readyz`)).status).to.equal(200)
     } finally {
       consumer.child.kill('SIGTERM')

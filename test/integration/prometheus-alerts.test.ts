@@ -6,7 +6,7 @@ import {PrometheusServer, type PrometheusAlert, RULES_FILE, withForDuration} fro
 import {type RunningServe, startServe} from '../support/serve.js'
 import {serviceUrls, uniqueName} from '../support/services.js'
 import {CuttableLink} from '../support/tcp-proxy.js'
-import {produce, startProduce} from './reliability-helpers.js'
+import {produce, startProduce} from '../support/runs.js'
 
 const LAG_ALERT = 'IpcConsumerLagGrowing'
 

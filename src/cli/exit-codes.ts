@@ -7,6 +7,7 @@ import {UnreadableBatchError} from '../kafka/codecs.js'
 import {KafkaSecurityError} from '../kafka/security.js'
 import {LagTimeoutError, UnknownGroupError} from '../kafka/group-lag.js'
 import {TopicNotFoundError} from '../kafka/topics.js'
+import {GroupHasOffsetsError} from '../kafka/start-offsets.js'
 import {KafkaStallError} from '../pipeline/catch-up.js'
 import {ConsumerPoolError} from '../pipeline/member-events.js'
 import {CountQueryError} from '../query/count-query.js'
@@ -50,6 +51,7 @@ const UNAVAILABLE: readonly ErrorClass[] = [
 
 /** The errors that mean a flag, name or query given cannot be used (exit 2). */
 const USAGE: readonly ErrorClass[] = [
+  GroupHasOffsetsError,
   IdentifierError,
   CountQueryError,
   DashboardOptionError,

@@ -22,6 +22,9 @@ import {
 import {exitSoonIfHeldOpen, onStopSignals} from '../cli/signals.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {createKafka, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
+import {startGroupAtTime} from '../kafka/start-offsets.js'
+import {parseTimeBound} from '../query/count-query.js'
+import {formatIsoMillis} from '../events/timestamp.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
 import type {ProbeServer} from '../http/probe-server.js'
 
@@ -69,6 +72,10 @@ export default class Consume extends IpcCommand {
     '<%= config.bin %> consume --topic events --backend redis --from-beginning --until-idle 5s',
     '<%= config.bin %> consume --topic events --backend clickhouse --batch-size 50000 --flush-interval 10s --dlq-topic events-invalid',
     {
+      description: 'Rebuild a count from 6 hours ago in a new group (or move an existing group with --reset-offsets).',
+      command: '<%= config.bin %> consume --topic events --backend redis --redis-key ipc:replay --group replay --from-time 6h',
+    },
+    {
       description: 'Use two cores: two members of the group in worker threads of one process.',
       command: '<%= config.bin %> consume --topic events --backend clickhouse --workers 2',
     },
@@ -90,6 +97,18 @@ export default class Consume extends IpcCommand {
     'from-beginning': Flags.boolean({
       description: 'Start from the earliest offset when the group has no committed offset (default: only new events).',
       default: false,
+    }),
+    'from-time': Flags.string({
+      description:
+        "Start each partition at its first event at or after this time (Kafka's offsets for times, as kcat -o s@ts): " +
+        'ISO 8601 (2024-09-18T14:00:00Z), a date, an epoch number, or a time before now (30m, 6h, 7d). Refused for a ' +
+        'group that has committed offsets on the topic unless --reset-offsets is given.',
+      env: 'IPC_FROM_TIME',
+    }),
+    'reset-offsets': Flags.boolean({
+      description: "With --from-time: move the group's committed offsets to that time (a replay; what was counted is counted again).",
+      default: false,
+      dependsOn: ['from-time'],
     }),
     'batch-size': Flags.integer({
       description:
@@ -183,6 +202,7 @@ export default class Consume extends IpcCommand {
     let backendOptions: BackendOptions
     let kafka: Kafka
     let kafkaSettings: Omit<KafkaSettings, 'log'>
+    let fromTimeMs: number | undefined
     try {
       // Names and addresses are checked here, before anything connects: a bad one touches nothing.
       if (flags.workers > 1 && flags.backend === 'memory') {
@@ -199,8 +219,19 @@ export default class Consume extends IpcCommand {
       const security = kafkaSecurityFromFlags(flags, 'consume')
       kafkaSettings = {brokers: parseBrokers(flags.brokers), clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], security}
       kafka = createKafka({...kafkaSettings, log: warn})
+      fromTimeMs = flags['from-time'] === undefined ? undefined : parseTimeBound(flags['from-time'], Date.now(), '--from-time')
     } catch (error) {
       this.failWith(error, {exitCode: EXIT_USAGE})
+    }
+    if (fromTimeMs !== undefined) {
+      try {
+        const start = await startGroupAtTime(kafka, {groupId: flags.group, topic: flags.topic, timeMs: fromTimeMs, reset: flags['reset-offsets']})
+        const offsets = start.partitions.map(({partition, offset}) => `${partition}@${offset}`).join(' ')
+        warn(`ipc consume: group ${flags.group} starts ${flags.topic} at ${formatIsoMillis(fromTimeMs)}: ${offsets}`)
+      } catch (error) {
+        await backend.close().catch(() => undefined)
+        this.failWith(error)
+      }
     }
     const member = {
       topic: flags.topic,

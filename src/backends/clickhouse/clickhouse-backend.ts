@@ -95,8 +95,8 @@ export class ClickHouseBackend extends BufferedBackend<TsvBatch> implements Rang
 
   /**
    * Whether the table keeps each event's Kafka coordinates and reads each event once through the
-   * `<table>_deduplicated` view (known after `connect()`). False for a table of the earlier
-   * layout, which keeps working as it did: every insert appends.
+   * `<table>_deduplicated` view (known after `connect()`). False for a table without them (the
+   * unkeyed layout), where every insert appends.
    */
   get deduplicates(): boolean {
     return this.events.deduplicates

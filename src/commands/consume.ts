@@ -107,7 +107,6 @@ export default class Consume extends IpcCommand {
     }),
     'reset-offsets': Flags.boolean({
       description: "With --from-time: move the group's committed offsets to that time (a replay; what was counted is counted again).",
-      default: false,
       dependsOn: ['from-time'],
     }),
     'batch-size': Flags.integer({
@@ -225,7 +224,7 @@ export default class Consume extends IpcCommand {
     }
     if (fromTimeMs !== undefined) {
       try {
-        const start = await startGroupAtTime(kafka, {groupId: flags.group, topic: flags.topic, timeMs: fromTimeMs, reset: flags['reset-offsets']})
+        const start = await startGroupAtTime(kafka, {groupId: flags.group, topic: flags.topic, timeMs: fromTimeMs, reset: flags['reset-offsets'] === true})
         const offsets = start.partitions.map(({partition, offset}) => `${partition}@${offset}`).join(' ')
         warn(`ipc consume: group ${flags.group} starts ${flags.topic} at ${formatIsoMillis(fromTimeMs)}: ${offsets}`)
       } catch (error) {

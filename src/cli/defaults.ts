@@ -19,8 +19,8 @@ export const DEFAULT_COUNT_TIMEOUT_MS = 5000
 /**
  * Most bytes one fetch returns over all partitions (`consume --fetch-max-bytes`, Kafka's
  * fetch.max.bytes). kafkajs decodes a whole fetch before the first batch is processed: at its
- * default of 10 MiB the consumer peaked at 337–369 MB RSS, at 2 MiB (256 KiB per partition) at
- * 201–210 MB with the same rate within the benchmark's noise (docs/benchmarks.md, "Memory").
+ * default of 10 MiB the consumer peaked at 343–378 MB RSS, at 2 MiB (256 KiB per partition) at
+ * 191–240 MB, at the same rate and less CPU per event (docs/benchmarks.md, "Memory").
  */
 export const DEFAULT_FETCH_MAX_BYTES = 2 * 1024 * 1024
 /** Most bytes one fetch returns per partition (`consume --max-partition-fetch-bytes`, Kafka's max.partition.fetch.bytes). */

@@ -4,7 +4,7 @@ import type {CountBackend} from '../backends/backend.js'
 import {LagMonitor} from '../kafka/lag-monitor.js'
 import {settleWithin} from '../util/async.js'
 import {CatchUpWatch, PartitionPositions} from './catch-up.js'
-import {type ConsumeReport, type ConsumeSummary, countDevices, startReports, summarise} from './consume-stats.js'
+import {type ConsumeReport, type ConsumeSummary, countDevices, startReports, type StopReason, summarise} from './consume-stats.js'
 import {createGroupMember, type MemberSettings} from './create-member.js'
 import type {GroupMember} from './group-member.js'
 import {MEMBER_EVENTS, type PipelineEvents, type Readiness} from './member-events.js'
@@ -94,7 +94,7 @@ export class ConsumePipeline extends EventEmitter<PipelineEvents> {
   }
 
   /** Asks for a clean stop: stop fetching, flush, commit, disconnect. Safe to call more than once. */
-  stop(reason: Parameters<GroupMember['stop']>[0] = 'signal'): void {
+  stop(reason: StopReason = 'signal'): void {
     this.member.stop(reason)
   }
 

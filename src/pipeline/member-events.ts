@@ -1,4 +1,5 @@
 import type {InvalidReason} from '../events/event.js'
+import type {StalledPartition} from './catch-up.js'
 import type {ConsumeStats, StopReason} from './consume-stats.js'
 
 export type Readiness = {ready: true} | {ready: false; reason: string}
@@ -25,7 +26,7 @@ export interface PipelineEvents {
   /** The Kafka client failed and restarts (a lost connection, a leader gone). */
   'kafka-error': [message: string]
   /** Partitions with events left to read that do not advance; empty when they move again. */
-  stalled: [partitions: Array<{partition: number; unread: number; forMs: number}>]
+  stalled: [partitions: StalledPartition[]]
 }
 
 export interface MemberEvents extends PipelineEvents {

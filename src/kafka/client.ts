@@ -1,5 +1,6 @@
 import {errorChain} from '../util/errors.js'
 import {registerCompressionCodecs} from './codecs.js'
+import {installRecordBatchDecoder} from './record-batch-decoder.js'
 import type {KafkaSecurity} from './security.js'
 import {type Admin, type Consumer, Kafka, logLevel as KafkaLogLevel, type LogEntry, type Producer, type RetryOptions} from 'kafkajs'
 
@@ -156,6 +157,7 @@ export function isRoutineKafkaError(error: string): boolean {
  */
 export function createKafka(settings: KafkaSettings): Kafka {
   registerCompressionCodecs()
+  installRecordBatchDecoder()
   const log = settings.log ?? ((line: string) => process.stderr.write(`${line}\n`))
   const level = LEVELS[settings.logLevel ?? 'error'] ?? KafkaLogLevel.ERROR
   let held: string[] | undefined = level <= KafkaLogLevel.WARN ? [] : undefined

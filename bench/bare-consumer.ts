@@ -2,13 +2,16 @@
  * The Kafka client's own ceiling for bench/consume.ts: a bare kafkajs consumer (eachBatch, JSON.parse
  * of every message, nothing stored, no commits), run as its own process. Reads the topic from the
  * beginning in a fresh group until it has seen `events` messages; prints one line of JSON with the
- * rate from the first to the last message and the group join time.
+ * rate from the first to the last message and the group join time. With `ipc-decoder`, kafkajs
+ * decodes record batches with ipc's decoder (src/kafka/record-batch-decoder.ts) instead of its own.
  *
- *   node dist/bench/bare-consumer.js <brokers> <topic> <events>
+ *   node dist/bench/bare-consumer.js <brokers> <topic> <events> [ipc-decoder]
  */
 import {Kafka, logLevel} from 'kafkajs'
+import {installRecordBatchDecoder} from '../src/kafka/record-batch-decoder.js'
 
-const [brokers, topic, events] = process.argv.slice(2)
+const [brokers, topic, events, decoder] = process.argv.slice(2)
+if (decoder === 'ipc-decoder' && !installRecordBatchDecoder()) throw new Error("ipc's record batch decoder could not be installed")
 const expected = Number(events)
 const kafka = new Kafka({clientId: 'ipc-bench-bare', brokers: brokers.split(','), logLevel: logLevel.ERROR})
 const consumer = kafka.consumer({

@@ -74,6 +74,8 @@ const TARGET_RATIO_TO_KCAT = {redis: 0.35, clickhouse: 0.25}
 const TARGET_RATIO_TO_NAIVE = 30
 /** Peak RSS at the default flags, either backend. */
 const TARGET_PEAK_RSS_MB = 150
+/** The memory may cost at most 10% of the rate: against the same runs with V8's own heap growth. */
+const TARGET_HEAP_RATE_SHARE = 0.9
 const TARGET_RATIO_TO_ENGINE = 1
 /**
  * ipc's own CPU per event (its CPU minus the bare kafkajs consumer's, per round): half of what it was
@@ -87,6 +89,10 @@ const OTHER_FETCH = {
 }
 const OTHER_FETCH_ARGS = ['--fetch-max-bytes', String(OTHER_FETCH.fetchMaxBytes), '--max-partition-fetch-bytes', String(OTHER_FETCH.maxPartitionFetchBytes)]
 const OTHER_FETCH_LABEL = `fetch ≤ ${OTHER_FETCH.fetchMaxBytes / 1024} KiB, ${OTHER_FETCH.maxPartitionFetchBytes / 1024} KiB per partition`
+
+/** The heap rows: ipc consume with V8's own heap growth beside ipc's default, memory against rate and CPU. */
+const V8_HEAP_ARGS = ['--heap-growing-percent', '0']
+const V8_HEAP_LABEL = "V8's own heap growth (--heap-growing-percent 0)"
 
 type BackendName = 'redis' | 'clickhouse'
 const BACKENDS: readonly BackendName[] = ['redis', 'clickhouse']
@@ -242,10 +248,14 @@ async function consumeOnce(
   }
 }
 
-/** The Kafka client alone: bench/bare-consumer.ts (kafkajs eachBatch + JSON.parse, nothing stored). */
-async function bareConsumer(env: ServiceEnv, topic: string): Promise<ReaderRun> {
+/**
+ * The Kafka client alone: bench/bare-consumer.ts (kafkajs eachBatch + JSON.parse, nothing stored),
+ * with kafkajs's record batch decoder or, `ipcDecoder`, with ipc's.
+ */
+async function bareConsumer(env: ServiceEnv, topic: string, ipcDecoder = false): Promise<ReaderRun> {
   const stopBrokerCpu = await measureServiceCpu(servicesOf())
-  const child = await runChild(process.execPath, ['dist/bench/bare-consumer.js', env.KAFKA_BROKERS, topic, String(EVENTS)], {
+  const args = ['dist/bench/bare-consumer.js', env.KAFKA_BROKERS, topic, String(EVENTS), ...(ipcDecoder ? ['ipc-decoder'] : [])]
+  const child = await runChild(process.execPath, args, {
     timeoutMs: CONSUME_TIMEOUT_MS,
     measureResources: true,
   })
@@ -472,8 +482,10 @@ async function main(): Promise<void> {
     const runs: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
     const workerRuns: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
     const otherFetchRuns: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
+    const v8HeapRuns: Record<BackendName, ConsumeRun[]> = {redis: [], clickhouse: []}
     const naiveRuns: Record<BackendName, NaiveRun[]> = {redis: [], clickhouse: []}
     const bareRuns: ReaderRun[] = []
+    const bareIpcDecoderRuns: ReaderRun[] = []
     const engineRuns: EngineRun[] = []
     const withoutKafkaRuns: Record<BackendName, ReaderRun[]> = {redis: [], clickhouse: []}
     const messages = sampleMessages(EVENTS)
@@ -503,6 +515,16 @@ async function main(): Promise<void> {
           await waitForClickHouseMerges(env.CLICKHOUSE_URL)
           const result = await consumeOnce(topic, backend, distinctDevices, names, 1, OTHER_FETCH_ARGS)
           otherFetchRuns[backend].push(result)
+          progress(`  ${formatInt(result.eventsPerSecond)} events/s, peak RSS ${formatMb(result.peakRssKb)}`)
+        }
+        for (const backend of BACKENDS) {
+          const names = {key: `ipc:bench:${id}:v8heap:${round}`, database: `${id}_v8heap_${round}`}
+          keys.push(names.key)
+          databases.push(names.database)
+          progress(`round ${round}/${ROUNDS}: ipc consume → ${backend}, ${V8_HEAP_LABEL}`)
+          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
+          const result = await consumeOnce(topic, backend, distinctDevices, names, 1, V8_HEAP_ARGS)
+          v8HeapRuns[backend].push(result)
           progress(`  ${formatInt(result.eventsPerSecond)} events/s, peak RSS ${formatMb(result.peakRssKb)}`)
         }
         for (const backend of BACKENDS) {
@@ -536,6 +558,10 @@ async function main(): Promise<void> {
         const bare = await bareConsumer(env, topic)
         bareRuns.push(bare)
         progress(`  ${formatInt(bare.eventsPerSecond)} events/s`)
+        progress(`round ${round}/${ROUNDS}: bare kafkajs consumer with ipc's record batch decoder`)
+        const bareIpcDecoder = await bareConsumer(env, topic, true)
+        bareIpcDecoderRuns.push(bareIpcDecoder)
+        progress(`  ${formatInt(bareIpcDecoder.eventsPerSecond)} events/s`)
         progress(`round ${round}/${ROUNDS}: the consumer's work without Kafka`)
         for (const backend of BACKENDS) {
           const names = {key: `ipc:bench:${id}:memory:${round}`, database: `${id}_memory_${round}`}
@@ -564,6 +590,7 @@ async function main(): Promise<void> {
     const bareRate = median(bareRuns.map((run) => run.eventsPerSecond))
     const bareCpu = medianOf(bareRuns.map((run) => run.cpuMicrosPerEvent))
     const bareServerCpu = medianOf(bareRuns.map((run) => run.serverCpuMicrosPerEvent))
+    const bareIpcDecoderRate = median(bareIpcDecoderRuns.map((run) => run.eventsPerSecond))
     const kcatEndRate = (EVENTS * 1000) / kcatEndMs
     const rows: string[][] = [
       ['kcat -C -c N, minus kcat -c 1 (reference)', formatInt(kcatRate), '1.00×', '-', '-', formatMicros(kcatServerCpu), '-', '-'],
@@ -578,6 +605,16 @@ async function main(): Promise<void> {
         '-',
         '-',
       ],
+      [
+        "bare kafkajs with ipc's record batch decoder",
+        formatInt(bareIpcDecoderRate),
+        formatRatio(bareIpcDecoderRate / kcatRate),
+        '-',
+        formatMicros(medianOf(bareIpcDecoderRuns.map((run) => run.cpuMicrosPerEvent))),
+        formatMicros(medianOf(bareIpcDecoderRuns.map((run) => run.serverCpuMicrosPerEvent))),
+        '-',
+        '-',
+      ],
     ]
     for (const backend of BACKENDS) rows.push(consumeRow(`ipc consume → ${backend}`, summary[backend]))
     const otherFetchSummary = {
@@ -585,6 +622,11 @@ async function main(): Promise<void> {
       clickhouse: summarise(otherFetchRuns.clickhouse, naiveRuns.clickhouse, kcatRate),
     }
     for (const backend of BACKENDS) rows.push(consumeRow(`ipc consume → ${backend}, ${OTHER_FETCH_LABEL}`, otherFetchSummary[backend]))
+    const v8HeapSummary = {
+      redis: summarise(v8HeapRuns.redis, naiveRuns.redis, kcatRate),
+      clickhouse: summarise(v8HeapRuns.clickhouse, naiveRuns.clickhouse, kcatRate),
+    }
+    for (const backend of BACKENDS) rows.push(consumeRow(`ipc consume → ${backend}, ${V8_HEAP_LABEL}`, v8HeapSummary[backend]))
     const workerSummary = {
       redis: summarise(workerRuns.redis, naiveRuns.redis, kcatRate),
       clickhouse: summarise(workerRuns.clickhouse, naiveRuns.clickhouse, kcatRate),
@@ -595,6 +637,13 @@ async function main(): Promise<void> {
       BACKENDS.map((backend) => [
         backend,
         medianOf(runs[backend].map((run, index) => (run.cpuMicrosPerEvent ?? Number.NaN) - (bareRuns[index]?.cpuMicrosPerEvent ?? Number.NaN))),
+      ]),
+    ) as Record<BackendName, number | undefined>
+    // The same with the client's decoding as ipc runs it: what ipc's own path (parse, validate, write) costs.
+    const ownPathCpu = Object.fromEntries(
+      BACKENDS.map((backend) => [
+        backend,
+        medianOf(runs[backend].map((run, index) => (run.cpuMicrosPerEvent ?? Number.NaN) - (bareIpcDecoderRuns[index]?.cpuMicrosPerEvent ?? Number.NaN))),
       ]),
     ) as Record<BackendName, number | undefined>
     rows.push([
@@ -663,7 +712,8 @@ async function main(): Promise<void> {
     console.log(`ipc consume → clickhouse vs ClickHouse Kafka engine: ${formatRatio(engine.clickhouseRatio)} (events/s, median of per-round ratios)`)
     console.log(
       `ipc's own CPU per event (ipc consume minus bare kafkajs, median of per-round differences): redis ${formatMicros(ownCpu.redis)} µs, ` +
-        `clickhouse ${formatMicros(ownCpu.clickhouse)} µs`,
+        `clickhouse ${formatMicros(ownCpu.clickhouse)} µs; minus bare kafkajs with ipc's record batch decoder (ipc's own path alone): ` +
+        `redis ${formatMicros(ownPathCpu.redis)} µs, clickhouse ${formatMicros(ownPathCpu.clickhouse)} µs`,
     )
     for (const backend of BACKENDS) {
       console.log(
@@ -677,6 +727,15 @@ async function main(): Promise<void> {
       console.log(
         `${OTHER_FETCH_LABEL} vs ipc's defaults → ${backend}: ${formatRatio(other.eventsPerSecond / summary[backend].eventsPerSecond)} events/s, ` +
           `peak RSS ${formatMb(other.peakRssKb)} vs ${formatMb(summary[backend].peakRssKb)}`,
+      )
+    }
+
+    for (const backend of BACKENDS) {
+      const own = v8HeapSummary[backend]
+      console.log(
+        `ipc's default heap growth vs ${V8_HEAP_LABEL} → ${backend}: ${formatRatio(summary[backend].eventsPerSecond / own.eventsPerSecond)} events/s, ` +
+          `CPU ${formatMicros(summary[backend].cpuMicrosPerEvent)} vs ${formatMicros(own.cpuMicrosPerEvent)} µs/event, ` +
+          `peak RSS ${formatMb(summary[backend].peakRssKb)} vs ${formatMb(own.peakRssKb)}`,
       )
     }
 
@@ -694,6 +753,11 @@ async function main(): Promise<void> {
           name: `peak RSS consume → ${backend} ≤ ${TARGET_PEAK_RSS_MB} MB at the default flags`,
           pass: s.peakRssKb / 1024 <= TARGET_PEAK_RSS_MB,
           measured: formatMb(s.peakRssKb),
+        },
+        {
+          name: `consume → ${backend} at the default heap growth ≥ ${TARGET_HEAP_RATE_SHARE}× the events/s of V8's own`,
+          pass: s.eventsPerSecond / v8HeapSummary[backend].eventsPerSecond >= TARGET_HEAP_RATE_SHARE,
+          measured: formatRatio(s.eventsPerSecond / v8HeapSummary[backend].eventsPerSecond),
         },
         {
           name: `ipc's own CPU per event → ${backend} ≤ ${TARGET_OWN_CPU_MICROS[backend]} µs`,
@@ -717,8 +781,11 @@ async function main(): Promise<void> {
       rounds: ROUNDS,
       idleServiceCpuMsPerSecond: idleCpu,
       ownCpuMicrosPerEvent: ownCpu,
+      ownPathCpuMicrosPerEvent: ownPathCpu,
+      bareIpcDecoder: {eventsPerSecond: bareIpcDecoderRate, runs: bareIpcDecoderRuns},
       workers: {count: WORKERS, backends: workerSummary},
       otherFetch: {...OTHER_FETCH, backends: otherFetchSummary},
+      v8HeapGrowth: {args: V8_HEAP_ARGS, backends: v8HeapSummary},
       statistic: 'median over rounds (peak RSS: highest)',
       kcat: {
         rounds: KCAT_ROUNDS,

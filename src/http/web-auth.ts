@@ -27,10 +27,13 @@ export type PasswordCheck = (password: string, hash: string) => Promise<boolean>
  * the same bcrypt comparison as a known one (against another user's hash, and refused whatever
  * it gives), so the answer and its time do not tell whether a user exists. A successful check is
  * remembered by a SHA-256 of user, hash and password, as exporter-toolkit does, so a scraper
- * pays bcrypt's cost once rather than on every request.
+ * pays bcrypt's cost once rather than on every request, and a page's burst of requests with the
+ * same credentials waits for one comparison.
  */
 export class BasicAuth {
   private readonly verified = new Set<string>()
+  /** Checks under way: concurrent requests with the same credentials wait for one bcrypt comparison. */
+  private readonly pending = new Map<string, Promise<boolean>>()
   private readonly decoyHash: string
 
   constructor(
@@ -51,7 +54,16 @@ export class BasicAuth {
       .update(`${credentials.user}\0${hash ?? ''}\0${credentials.password}`)
       .digest('base64')
     if (hash !== undefined && this.verified.has(key)) return true
-    const matches = await this.check(credentials.password, hash ?? this.decoyHash)
+    let pending = this.pending.get(key)
+    if (!pending) {
+      pending = this.verify(key, credentials.password, hash).finally(() => this.pending.delete(key))
+      this.pending.set(key, pending)
+    }
+    return pending
+  }
+
+  private async verify(key: string, password: string, hash: string | undefined): Promise<boolean> {
+    const matches = await this.check(password, hash ?? this.decoyHash)
     if (!matches || hash === undefined) return false
     if (this.verified.size >= MAX_VERIFIED) this.verified.clear()
     this.verified.add(key)

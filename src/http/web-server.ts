@@ -1,5 +1,6 @@
 import http from 'node:http'
 import https from 'node:https'
+import type net from 'node:net'
 import type {TLSSocket} from 'node:tls'
 import {BasicAuth, WWW_AUTHENTICATE} from './web-auth.js'
 import type {WebConfig} from './web-config.js'
@@ -59,6 +60,7 @@ class RequestGate {
   }
 
   async pass(request: http.IncomingMessage, response: http.ServerResponse, next: http.RequestListener): Promise<void> {
+    request.socket.setTimeout(0)
     this.observe?.(request, response)
     this.inFlight += 1
     response.once('close', () => (this.inFlight -= 1))
@@ -99,6 +101,8 @@ export function createWebServer(handler: http.RequestListener, options: WebServe
     : http.createServer(serverOptions, listener)
   server.maxConnections = CONNECTIONS_PER_REQUEST * limits.maxRequests
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
+  // Node's header time-out starts with a request's first byte: a connection that sends nothing would keep its place for ever.
+  server.on(tls ? 'secureConnection' : 'connection', (socket: net.Socket) => socket.setTimeout(limits.headersTimeoutMs))
   if (tls && tls.clientAuth !== 'NoClientCert' && tls.clientAuth !== 'RequestClientCert') {
     server.on('secureConnection', (socket: TLSSocket) => {
       if (!acceptsPeer(tls.clientAuth, peerCertificateOf(socket))) socket.destroy()

@@ -160,6 +160,18 @@ describe('basic auth', () => {
     for (let i = 0; i < 2; i++) expect(await auth.allows(basic('alice', 's3cret!'))).to.equal(false)
     expect(comparisons).to.equal(3)
   })
+
+  it('makes concurrent requests with the same credentials wait for one comparison', async () => {
+    let comparisons = 0
+    const auth = new BasicAuth(new Map([['alice', HASH]]), async (password, hash) => {
+      comparisons += 1
+      return bcrypt.compare(password, hash)
+    })
+    const headers = [...Array<string>(8).fill(basic('alice', 's3cret')), ...Array<string>(4).fill(basic('alice', 'nope'))]
+    const answers = await Promise.all(headers.map((header) => auth.allows(header)))
+    expect(answers).to.deep.equal([...Array<boolean>(8).fill(true), ...Array<boolean>(4).fill(false)])
+    expect(comparisons).to.equal(2)
+  })
 })
 
 describe('client certificates and TLS options', () => {

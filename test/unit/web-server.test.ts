@@ -81,6 +81,12 @@ describe('the web server factory: limits before every route', () => {
     expect(statusOf(answer)).to.equal(431)
   })
 
+  it('closes a connection that sends nothing within --http-headers-timeout', async () => {
+    const started = Date.now()
+    expect(await exchange(port, '', 5000)).to.equal('')
+    expect(Date.now() - started).to.be.within(350, 1500)
+  })
+
   it('answers 408 and closes a request whose body does not arrive within --http-request-timeout', async () => {
     const started = Date.now()
     const answer = await exchange(port, 'GET /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc')

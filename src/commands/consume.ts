@@ -82,8 +82,8 @@ export default class Consume extends IpcCommand {
       command: '<%= config.bin %> consume --topic events --backend clickhouse --workers 2',
     },
     {
-      description: 'Serve Prometheus metrics and health probes on port 9464 of every interface.',
-      command: '<%= config.bin %> consume --topic events --metrics-port 9464 --metrics-host 0.0.0.0',
+      description: 'Serve Prometheus metrics and health probes on port 9464 of every interface, over HTTPS with basic auth (a Prometheus web config).',
+      command: '<%= config.bin %> consume --topic events --metrics-port 9464 --metrics-host 0.0.0.0 --web-config /etc/ipc/web-config.yml',
     },
   ]
 

@@ -2,6 +2,7 @@ import kafkajs from 'kafkajs'
 import {BackendError} from '../backends/backend.js'
 import {IdentifierError} from '../backends/identifiers.js'
 import {DashboardOptionError} from '../http/dashboard.js'
+import {HttpLimitsError, WebConfigError} from '../http/web-errors.js'
 import {KafkaAuthenticationError, KafkaSettingsError, KafkaUnreachableError} from '../kafka/client.js'
 import {UnreadableBatchError} from '../kafka/codecs.js'
 import {KafkaSecurityError} from '../kafka/security.js'
@@ -59,6 +60,8 @@ const USAGE: readonly ErrorClass[] = [
   KafkaSettingsError,
   KafkaSecurityError,
   UnknownGroupError,
+  WebConfigError,
+  HttpLimitsError,
 ]
 
 /**

@@ -23,12 +23,14 @@ import {
 } from '../cli/defaults.js'
 import {exitSoonIfHeldOpen, onStopSignals} from '../cli/signals.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
+import {webServerFlags, webServerOptionsFromFlags} from '../cli/web-flags.js'
 import {createKafka, type Kafka, type KafkaSettings, parseBrokers} from '../kafka/client.js'
 import {startGroupAtTime} from '../kafka/start-offsets.js'
 import {parseTimeBound} from '../query/count-query.js'
 import {formatIsoMillis} from '../events/timestamp.js'
 import {formatInt, isInteractive, ProgressLine, renderSummary, writeStderr} from '../cli/output.js'
 import type {ProbeServer} from '../http/probe-server.js'
+import {startConsumerProbes} from '../http/consumer-probes.js'
 
 export default class Consume extends IpcCommand {
   static override summary = 'Consume device events from Kafka and count unique device IPs.'
@@ -82,8 +84,8 @@ export default class Consume extends IpcCommand {
       command: '<%= config.bin %> consume --topic events --backend clickhouse --workers 2',
     },
     {
-      description: 'Serve Prometheus metrics and health probes on port 9464 of every interface.',
-      command: '<%= config.bin %> consume --topic events --metrics-port 9464 --metrics-host 0.0.0.0',
+      description: 'Serve Prometheus metrics and health probes on port 9464 of every interface, over HTTPS with basic auth (a Prometheus web config).',
+      command: '<%= config.bin %> consume --topic events --metrics-port 9464 --metrics-host 0.0.0.0 --web-config /etc/ipc/web-config.yml',
     },
   ]
 
@@ -184,6 +186,7 @@ export default class Consume extends IpcCommand {
       max: 65_535,
     }),
     'metrics-host': Flags.string({description: 'Address the metrics port listens on.', env: 'IPC_METRICS_HOST', default: '127.0.0.1'}),
+    ...webServerFlags,
     'backend-timeout': durationFlag({
       description:
         'Time allowed for one backend request (an insert, a Redis command) before it counts as failed and is ' +
@@ -215,6 +218,7 @@ export default class Consume extends IpcCommand {
     let kafka: Kafka
     let kafkaSettings: Omit<KafkaSettings, 'log'>
     let fromTimeMs: number | undefined
+    let web: Awaited<ReturnType<typeof webServerOptionsFromFlags>>
     try {
       // Names and addresses are checked here, before anything connects: a bad one touches nothing.
       if (flags.workers > 1 && flags.backend === 'memory') {
@@ -232,6 +236,7 @@ export default class Consume extends IpcCommand {
       kafkaSettings = {brokers: parseBrokers(flags.brokers), clientId: 'ipc-consume', logLevel: flags['kafka-log-level'], security}
       kafka = createKafka({...kafkaSettings, log: warn})
       fromTimeMs = flags['from-time'] === undefined ? undefined : parseTimeBound(flags['from-time'], Date.now(), '--from-time')
+      web = await webServerOptionsFromFlags(flags)
     } catch (error) {
       this.failWith(error, {exitCode: EXIT_USAGE})
     }
@@ -278,13 +283,11 @@ export default class Consume extends IpcCommand {
           })
     let probes: ProbeServer | undefined
     if (flags['metrics-port'] !== undefined) {
-      // Loaded only when asked for: prom-client adds to every start-up.
-      const [{ConsumerMetrics}, {ProbeServer}] = await Promise.all([import('../metrics/consumer-metrics.js'), import('../http/probe-server.js')])
-      const metrics = new ConsumerMetrics(running, running instanceof ConsumerPool ? running.backend : backend, {group: flags.group, topic: flags.topic})
-      probes = new ProbeServer({registry: metrics.registry, readiness: () => running.readiness()})
+      const metricsBackend = running instanceof ConsumerPool ? running.backend : backend
+      const identity = {group: flags.group, topic: flags.topic}
+      const listenOn = {port: flags['metrics-port'], host: flags['metrics-host']}
       try {
-        await probes.listen(flags['metrics-port'], flags['metrics-host'])
-        warn(`ipc consume: metrics on ${probes.url}/metrics (health: /healthz, /readyz)`)
+        probes = await startConsumerProbes({pipeline: running, backend: metricsBackend, identity, ...listenOn, web, log: warn})
       } catch (error) {
         await backend.close().catch(() => undefined)
         this.failWith(error, {exitCode: EXIT_FAILURE})

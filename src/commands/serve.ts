@@ -6,6 +6,7 @@ import {EXIT_USAGE} from '../cli/exit-codes.js'
 import {backendFlags, durationDefault, durationFlag} from '../cli/flags.js'
 import {writeStderr} from '../cli/output.js'
 import {exitSoonIfHeldOpen, onStopSignals} from '../cli/signals.js'
+import {webServerFlags, webServerOptionsFromFlags} from '../cli/web-flags.js'
 import {createCountServer, DEFAULT_BACKEND_TIMEOUT_MS, DEFAULT_CACHE_MS, DEFAULT_HOST, DEFAULT_PORT, MAX_ERROR_CACHE_MS} from '../http/count-server.js'
 import {DEFAULT_DASHBOARD_ERROR_CODES, DEFAULT_DASHBOARD_REFRESH_MS, parseDashboardErrorCodes} from '../http/dashboard.js'
 
@@ -30,6 +31,7 @@ export default class Serve extends IpcCommand {
 /unique_ip_count also takes the query parameters since, until, error_code (repeatable or comma-separated) and by (hour|day), with the meaning of the ipc count flags of the same names: /unique_ip_count?since=24h&error_code=3&by=hour answers {"unique_device_ip_count", "exact", "since", "until", "error_codes", "by", "series"}; an invalid value answers 400 (other parameters are ignored).
 Every backend call times out after --backend-timeout; a count is reused for --cache, and requests arriving while a count is being queried share that one query. A failed count is retried after at most ${MAX_ERROR_CACHE_MS} ms, with a fresh backend connection.
 GET / is a dashboard page for people: the count refreshing every --dashboard-refresh, unique devices per hour (last 24 hours) and per day (last 30 days) as charts, and devices per error code; it asks only the JSON API above, needs no internet access, and --no-dashboard turns it off.
+With --web-config (the web configuration file of Prometheus's exporters) it serves HTTPS, asks for client certificates and checks basic auth on every route; bound to an address other than loopback without one, it says so on stderr. Requests are bounded by --http-headers-timeout and --http-request-timeout (408), --http-max-requests in flight (503) and 1 KiB of body (413).
 The server starts even when the backend is down, answers 503 with a JSON error until it is back, and stops cleanly on SIGINT/SIGTERM (in-flight requests finish, exit code 0); a second signal exits at once with code 130.`
 
   static override examples = [
@@ -42,6 +44,10 @@ The server starts even when the backend is down, answers 503 with a JSON error u
       description: 'Open the dashboard in a browser at http://127.0.0.1:5001/, with error codes 0 to 4 and 100 in its table:',
       command: '<%= config.bin %> <%= command.id %> --backend clickhouse --dashboard-error-codes 0..4,100',
     },
+    {
+      description: 'Serve HTTPS with basic auth, as a Prometheus exporter with the same web configuration file would:',
+      command: '<%= config.bin %> <%= command.id %> --host 0.0.0.0 --web-config /etc/ipc/web-config.yml',
+    },
     {description: 'Pick a free port (printed on stderr) and log every request as JSON.', command: '<%= config.bin %> <%= command.id %> --port 0 --access-log'},
     {
       description: 'Then ask for the devices that reported error code 3 in the last 24 hours, per hour:',
@@ -52,6 +58,7 @@ The server starts even when the backend is down, answers 503 with a JSON error u
   static override flags = {
     ...backendFlags,
     ...backendScalingFlags,
+    ...webServerFlags,
     port: Flags.integer({description: 'TCP port to listen on; 0 picks a free one.', env: 'IPC_PORT', default: DEFAULT_PORT, min: 0, max: 65_535}),
     host: Flags.string({description: 'Address to listen on.', env: 'IPC_HOST', default: DEFAULT_HOST}),
     'backend-timeout': durationFlag({
@@ -85,10 +92,12 @@ The server starts even when the backend is down, answers 503 with a JSON error u
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
     let errorCodes: number[]
+    let web: Awaited<ReturnType<typeof webServerOptionsFromFlags>>
     try {
       if (flags['backend-timeout'] <= 0) throw new Error('--backend-timeout must be greater than 0')
       if (flags['dashboard-refresh'] < 500) throw new Error('--dashboard-refresh must be at least 500ms')
       errorCodes = parseDashboardErrorCodes(flags['dashboard-error-codes'])
+      web = await webServerOptionsFromFlags(flags)
     } catch (error) {
       this.failWith(error, {exitCode: EXIT_USAGE})
     }
@@ -106,6 +115,7 @@ The server starts even when the backend is down, answers 503 with a JSON error u
         requestTimeoutMs: flags['backend-timeout'],
         secrets: secretsOf(flags),
         dashboard: flags.dashboard ? {errorCodes, refreshMs: flags['dashboard-refresh']} : undefined,
+        web,
         log: say,
         accessLog: flags['access-log'] ? (entry) => process.stdout.write(`${JSON.stringify(entry)}\n`) : undefined,
       })
@@ -121,6 +131,7 @@ The server starts even when the backend is down, answers 503 with a JSON error u
 
     const dashboardNote = flags.dashboard ? `; dashboard at ${server.url}/` : ''
     say(`listening on ${server.url} (backend ${server.backendName} ${server.backendLocation})${dashboardNote}`)
+    if (server.exposure) say(server.exposure)
     // Connect now so the log tells at once whether the backend answers; requests do not wait for it.
     void server.probe()
 

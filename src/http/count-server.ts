@@ -1,4 +1,4 @@
-import http from 'node:http'
+import type http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import type {BackendError, CountBackend} from '../backends/backend.js'
 import {createServerMetrics, type ServerMetrics} from './count-metrics.js'
@@ -6,7 +6,9 @@ import {CountRouter, jsonReply, pathOf, type Reply} from './count-router.js'
 import {CountSource, TOTAL_COUNT} from './count-source.js'
 import {errorReason} from '../util/errors.js'
 import type {DashboardOptions} from './dashboard.js'
-import {listen, serverUrl} from './listen.js'
+import {exposureWarning, listen, serverUrl} from './listen.js'
+import type {WebConfig} from './web-config.js'
+import {createWebServer, type WebServerOptions} from './web-server.js'
 
 export {BackendTimeoutError} from './backend-holder.js'
 export {ListenError} from './listen.js'
@@ -48,6 +50,8 @@ export interface CountServerOptions {
   now?: () => number
   /** Serve the dashboard page at `GET /` with these settings; undefined: no page. */
   dashboard?: DashboardOptions
+  /** TLS, basic auth and limits (see {@link createWebServer}). */
+  web?: Omit<WebServerOptions, 'observe'>
 }
 
 /**
@@ -62,6 +66,7 @@ export class CountServer {
   private readonly router: CountRouter
   private readonly accessLog?: (entry: AccessLogEntry) => void
   private readonly timeoutMs: number
+  private readonly webConfig?: WebConfig
   private closing: Promise<void> | undefined
 
   constructor(options: CountServerOptions) {
@@ -74,6 +79,7 @@ export class CountServer {
     const now = options.now ?? Date.now
     this.metrics = createServerMetrics()
     this.accessLog = options.accessLog
+    this.webConfig = options.web?.webConfig
     this.source = new CountSource({
       createBackend: options.createBackend,
       cacheMs,
@@ -85,13 +91,14 @@ export class CountServer {
       now,
     })
     this.router = new CountRouter({source: this.source, metrics: this.metrics, now, dashboard: options.dashboard})
-    this.http = http.createServer((request, response) => {
+    const answer = (request: http.IncomingMessage, response: http.ServerResponse): void => {
       this.handle(request, response).catch((error: unknown) => {
         options.log?.(`internal error answering ${request.method} ${pathOf(request.url)}: ${redact(errorReason(error))}`)
         if (!response.headersSent) this.send(request, response, jsonReply(500, {error: 'internal server error'}))
         else response.destroy()
       })
-    })
+    }
+    this.http = createWebServer(answer, {...options.web, observe: (request, response) => this.observe(request, response)})
   }
 
   get backendName(): string {
@@ -113,9 +120,15 @@ export class CountServer {
     return listen(this.http, port, host)
   }
 
-  /** `http://host:port` of the bound address. */
+  /** `http://host:port` (`https://` with TLS) of the bound address. */
   get url(): string {
     return serverUrl(this.http)
+  }
+
+  /** The warning for where it listens without the protection of a web config, if any (see {@link exposureWarning}). */
+  get exposure(): string | undefined {
+    const address = this.http.address()
+    return address && typeof address !== 'string' ? exposureWarning(address.address, this.webConfig) : undefined
   }
 
   /** Queries the backend once (connecting it), e.g. to report its state at start. */
@@ -148,7 +161,8 @@ export class CountServer {
     await this.source.close()
   }
 
-  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+  /** Counts every request, also those refused before a route (401, 413, 503), in the metrics and the access log. */
+  private observe(request: http.IncomingMessage, response: http.ServerResponse): void {
     const started = process.hrtime.bigint()
     const path = pathOf(request.url)
     const route = this.router.routeOf(path)
@@ -164,8 +178,9 @@ export class CountServer {
         durationMs: Math.round(seconds * 1e6) / 1e3,
       })
     })
-    // The API takes no request body; drain any so the connection can be reused.
-    request.resume()
+  }
+
+  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     this.send(request, response, await this.router.reply(request.method, request.url))
   }
 

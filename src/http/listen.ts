@@ -1,5 +1,7 @@
 import type http from 'node:http'
 import type {AddressInfo} from 'node:net'
+import tls from 'node:tls'
+import type {WebConfig} from './web-config.js'
 
 /** A server could not listen where asked (port in use, address not on this machine, no permission). */
 export class ListenError extends Error {
@@ -33,10 +35,25 @@ export function listen(server: http.Server, port: number, host: string): Promise
   })
 }
 
-/** `http://host:port` of a listening server. */
+/** `http://host:port` (`https://` with TLS) of a listening server. */
 export function serverUrl(server: http.Server): string {
   const address = server.address()
   if (!address || typeof address === 'string') throw new Error('the server is not listening')
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${host}:${address.port}`
+  return `${server instanceof tls.Server ? 'https' : 'http'}://${host}:${address.port}`
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.')
+}
+
+/**
+ * The warning for a server bound where others can reach it without the protection of a web
+ * config (no TLS, or no config at all); undefined on a loopback address or with TLS.
+ */
+export function exposureWarning(address: string, webConfig: WebConfig | undefined): string | undefined {
+  if (isLoopback(address) || webConfig?.tls) return undefined
+  if (webConfig)
+    return `listening on ${address} without TLS: the web config ${webConfig.file} has no tls_server_config, so passwords and answers cross the network in clear`
+  return `listening on ${address} without --web-config: no TLS and no authentication, anyone who can reach this address can read it`
 }

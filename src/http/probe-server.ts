@@ -1,8 +1,9 @@
-import http from 'node:http'
+import type http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import type {Registry} from 'prom-client'
 import {renderMetrics} from '../metrics/registry.js'
-import {listen, serverUrl} from './listen.js'
+import {exposureWarning, listen, serverUrl} from './listen.js'
+import {createWebServer, type WebServerOptions} from './web-server.js'
 
 export type Readiness = {ready: true} | {ready: false; reason: string}
 
@@ -10,6 +11,8 @@ export interface ProbeServerOptions {
   registry: Registry
   /** Whether the process can do its work now (`/readyz`). */
   readiness: () => Readiness
+  /** TLS, basic auth and limits (see {@link createWebServer}). */
+  web?: Omit<WebServerOptions, 'observe'>
 }
 
 /**
@@ -21,13 +24,12 @@ export class ProbeServer {
   readonly http: http.Server
 
   constructor(private readonly options: ProbeServerOptions) {
-    this.http = http.createServer((request, response) => {
+    this.http = createWebServer((request, response) => {
       this.answer(request, response).catch(() => {
         if (!response.headersSent) response.writeHead(500, {'content-type': 'application/json'})
         response.end('{"error":"internal server error"}\n')
       })
-    })
-    this.http.keepAliveTimeout = 5000
+    }, options.web)
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -36,6 +38,12 @@ export class ProbeServer {
 
   get url(): string {
     return serverUrl(this.http)
+  }
+
+  /** The warning for where it listens without the protection of a web config, if any (see {@link exposureWarning}). */
+  get exposure(): string | undefined {
+    const address = this.http.address()
+    return address && typeof address !== 'string' ? exposureWarning(address.address, this.options.web?.webConfig) : undefined
   }
 
   close(): Promise<void> {

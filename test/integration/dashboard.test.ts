@@ -4,22 +4,10 @@ import {type Browser, chromium, type Page} from 'playwright-core'
 import {HOUR_MS} from '../../src/query/count-query.js'
 import {type CliResult, runIpc, waitFor} from '../support/cli.js'
 import {createTopic, kafkaAdminClient, servicesCommand} from '../support/kafka.js'
+import {CHROMIUM, CHROMIUM_ARGS} from '../support/chromium.js'
 import {type RunningServe, startServe} from '../support/serve.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {clickhouseConsumeArgs} from '../support/runs.js'
-
-/** Debian's Chromium (scripts/services browser); the test command exports its path. */
-const CHROMIUM = process.env.IPC_CHROMIUM ?? '/usr/bin/chromium'
-/** Without the networking switches, Chromium's own calls home wait on this machine's closed network. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
 
 interface SentEvent {
   timestampMs: number

@@ -36,6 +36,40 @@ export interface ScrapeJob {
   job: string
   targets: string[]
   metricsPath?: string
+  /** `https` for a target with a web config; default `http`. */
+  scheme?: 'http' | 'https'
+  /** Prometheus's tls_config: the CA that signed the target's certificate, and a client certificate. */
+  tls?: {caFile: string; certFile?: string; keyFile?: string}
+  basicAuth?: {username: string; password: string}
+}
+
+/** One entry of `GET /api/v1/targets`. */
+export interface PrometheusTarget {
+  labels: Record<string, string>
+  health: 'up' | 'down' | 'unknown'
+  lastError: string
+}
+
+/** The lines of a scrape job in prometheus.yml. */
+function scrapeJobLines(job: ScrapeJob): string[] {
+  const quoted = (value: string): string => JSON.stringify(value)
+  const {tls, basicAuth} = job
+  return [
+    `  - job_name: ${quoted(job.job)}`,
+    `    metrics_path: ${quoted(job.metricsPath ?? '/metrics')}`,
+    `    scheme: ${job.scheme ?? 'http'}`,
+    ...(tls
+      ? [
+          '    tls_config:',
+          `      ca_file: ${quoted(tls.caFile)}`,
+          ...(tls.certFile ? [`      cert_file: ${quoted(tls.certFile)}`] : []),
+          ...(tls.keyFile ? [`      key_file: ${quoted(tls.keyFile)}`] : []),
+        ]
+      : []),
+    ...(basicAuth ? ['    basic_auth:', `      username: ${quoted(basicAuth.username)}`, `      password: ${quoted(basicAuth.password)}`] : []),
+    '    static_configs:',
+    `      - targets: ${JSON.stringify(job.targets)}`,
+  ]
 }
 
 /** One entry of `GET /api/v1/alerts`. */
@@ -87,12 +121,7 @@ export class PrometheusServer {
       'rule_files:',
       ...this.ruleFiles.map((file) => `  - ${JSON.stringify(file)}`),
       'scrape_configs:',
-      ...this.jobs.flatMap((job) => [
-        `  - job_name: ${JSON.stringify(job.job)}`,
-        `    metrics_path: ${JSON.stringify(job.metricsPath ?? '/metrics')}`,
-        '    static_configs:',
-        `      - targets: ${JSON.stringify(job.targets)}`,
-      ]),
+      ...this.jobs.flatMap(scrapeJobLines),
     ].join('\n')
     const configFile = join(this.dir, 'prometheus.yml')
     writeFileSync(configFile, `${config}\n`)
@@ -135,6 +164,10 @@ export class PrometheusServer {
 
   async alerts(): Promise<PrometheusAlert[]> {
     return (await this.api<{alerts: PrometheusAlert[]}>('alerts')).alerts
+  }
+
+  async targets(): Promise<PrometheusTarget[]> {
+    return (await this.api<{activeTargets: PrometheusTarget[]}>('targets')).activeTargets
   }
 
   async rules(): Promise<PrometheusRule[]> {

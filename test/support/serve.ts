@@ -1,6 +1,6 @@
 import {type CliOptions, type CliResult, type RunningCli, startIpc, waitFor} from './cli.js'
 
-const LISTENING = /ipc serve: listening on (http:\/\/127\.0\.0\.1:\d+) /
+const LISTENING = /ipc serve: listening on (https?:\/\/127\.0\.0\.1:\d+) /
 
 /** A running `ipc serve` and the address it printed. */
 export interface RunningServe extends RunningCli {

@@ -1,7 +1,16 @@
 import {Flags} from '@oclif/core'
 import {COMPRESSION_NAMES, type CompressionName} from '../kafka/codecs.js'
 import {parseDuration} from '../util/duration.js'
-import {DEFAULT_BROKERS, DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_URL, DEFAULT_REDIS_KEY, DEFAULT_REDIS_URL} from './defaults.js'
+import {
+  DEFAULT_BROKERS,
+  DEFAULT_CLICKHOUSE_DATABASE,
+  DEFAULT_CLICKHOUSE_URL,
+  DEFAULT_FETCH_MAX_BYTES,
+  DEFAULT_HEAP_GROWING_PERCENT,
+  DEFAULT_MAX_PARTITION_FETCH_BYTES,
+  DEFAULT_REDIS_KEY,
+  DEFAULT_REDIS_URL,
+} from './defaults.js'
 
 /** A duration flag (`500ms`, `5s`, `2m`) parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
@@ -25,6 +34,34 @@ export function durationText(ms: number): string {
 /** The `default` of a duration flag, shown in its help as a duration (`[default: 30s]`). */
 export function durationDefault(ms: number): {default: number; defaultHelp: () => Promise<string>} {
   return {default: ms, defaultHelp: async () => durationText(ms)}
+}
+
+/** What the consumer holds in memory: its fetch sizes and V8's heap growth (src/util/heap-growth.ts). */
+export const consumerMemoryFlags = {
+  'fetch-max-bytes': Flags.integer({
+    description:
+      "Most bytes one fetch returns over all partitions (Kafka's fetch.max.bytes). A fetch is decoded whole before " +
+      'its batches are processed: lower holds less in memory, at the cost of more round trips.',
+    env: 'KAFKA_FETCH_MAX_BYTES',
+    default: DEFAULT_FETCH_MAX_BYTES,
+    min: 1024,
+  }),
+  'max-partition-fetch-bytes': Flags.integer({
+    description: "Most bytes one fetch returns per partition (Kafka's max.partition.fetch.bytes).",
+    env: 'KAFKA_MAX_PARTITION_FETCH_BYTES',
+    default: DEFAULT_MAX_PARTITION_FETCH_BYTES,
+    min: 1024,
+  }),
+  'heap-growing-percent': Flags.integer({
+    description:
+      "How far V8 lets the heap grow past what is live before it collects, in percent (V8's --heap-growing-percent). " +
+      "Small keeps memory near the live heap at a few percent more CPU; 0 leaves V8's own choice (up to 4x). Not set " +
+      'when NODE_OPTIONS sizes the heap itself (--max-old-space-size, --heap-growing-percent).',
+    env: 'IPC_HEAP_GROWING_PERCENT',
+    default: DEFAULT_HEAP_GROWING_PERCENT,
+    min: 0,
+    max: 300,
+  }),
 }
 
 /** The Kafka client's log level, for the commands that talk to Kafka. */

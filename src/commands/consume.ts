@@ -10,13 +10,10 @@ import {formatDuration} from '../util/duration.js'
 import {errorChain} from '../util/errors.js'
 import {limitHeapGrowth} from '../util/heap-growth.js'
 import {EXIT_FAILURE, EXIT_USAGE} from '../cli/exit-codes.js'
-import {backendFlags, compressionFlag, durationDefault, durationFlag, kafkaFlags, kafkaLogLevelFlags} from '../cli/flags.js'
+import {backendFlags, compressionFlag, durationDefault, durationFlag, consumerMemoryFlags, kafkaFlags, kafkaLogLevelFlags} from '../cli/flags.js'
 import {
   DEFAULT_BATCH_SIZE,
-  DEFAULT_FETCH_MAX_BYTES,
   DEFAULT_FLUSH_INTERVAL_MS,
-  DEFAULT_HEAP_GROWING_PERCENT,
-  DEFAULT_MAX_PARTITION_FETCH_BYTES,
   DEFAULT_REPORT_INTERVAL_MS,
   DEFAULT_SESSION_TIMEOUT_MS,
   DEFAULT_WRITE_TIMEOUT_MS,
@@ -146,30 +143,7 @@ export default class Consume extends IpcCommand {
       env: 'KAFKA_SESSION_TIMEOUT',
       ...durationDefault(DEFAULT_SESSION_TIMEOUT_MS),
     }),
-    'fetch-max-bytes': Flags.integer({
-      description:
-        "Most bytes one fetch returns over all partitions (Kafka's fetch.max.bytes). A fetch is decoded whole before " +
-        'its batches are processed: lower holds less in memory, at the cost of more round trips.',
-      env: 'KAFKA_FETCH_MAX_BYTES',
-      default: DEFAULT_FETCH_MAX_BYTES,
-      min: 1024,
-    }),
-    'max-partition-fetch-bytes': Flags.integer({
-      description: "Most bytes one fetch returns per partition (Kafka's max.partition.fetch.bytes).",
-      env: 'KAFKA_MAX_PARTITION_FETCH_BYTES',
-      default: DEFAULT_MAX_PARTITION_FETCH_BYTES,
-      min: 1024,
-    }),
-    'heap-growing-percent': Flags.integer({
-      description:
-        "How far V8 lets the heap grow past what is live before it collects, in percent (V8's --heap-growing-percent). " +
-        "Small keeps memory near the live heap at a few percent more CPU; 0 leaves V8's own choice (up to 4x). Not set " +
-        'when NODE_OPTIONS sizes the heap itself (--max-old-space-size, --heap-growing-percent).',
-      env: 'IPC_HEAP_GROWING_PERCENT',
-      default: DEFAULT_HEAP_GROWING_PERCENT,
-      min: 0,
-      max: 300,
-    }),
+    ...consumerMemoryFlags,
     workers: Flags.integer({
       description:
         'Consumer-group members in this process, each in a worker thread with its own Kafka client and backend ' +

@@ -3,6 +3,8 @@
 // Charts are plain SVG: one <rect> per bucket with its values as data attributes and a <title>,
 // so a screen reader, a hover and a browser test all read the same numbers the chart draws.
 
+import {freshnessView, lagView, partitionRows} from './pipeline-view.js'
+
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
 const WINDOWS = {hour: {sizeMs: HOUR_MS, buckets: 24}, day: {sizeMs: DAY_MS, buckets: 30}}
@@ -209,6 +211,64 @@ function describeBackend(body) {
 
 let lastCountAt
 let chartsCurrent = false
+let lastPipelineAt
+
+/** One figure of the pipeline card: its state, its value (kept when the view has none: the last one stays) and its sentence. */
+function showFigure(id, view, stale) {
+  const figure = document.getElementById(id)
+  figure.dataset.state = view.state
+  if (view.figure !== undefined) document.getElementById(`${id}-${id === 'lag' ? 'total' : 'age'}`).textContent = view.figure
+  document.getElementById(`${id}-note`).textContent = view.figure === undefined && stale ? `${view.text}. ${stale}` : view.text
+}
+
+function showPartitions(lag) {
+  const table = document.getElementById('lag-partitions')
+  const rows = partitionRows(lag).map((partition) => {
+    const row = document.createElement('tr')
+    row.dataset.topic = partition.topic
+    row.dataset.partition = String(partition.partition)
+    row.dataset.lag = String(partition.lag)
+    for (const text of [partition.topic, String(partition.partition), partition.committed, partition.end, partition.lagText, partition.consumer]) {
+      const cell = document.createElement('td')
+      cell.textContent = text
+      row.append(cell)
+    }
+    return row
+  })
+  table.tBodies[0].replaceChildren(...rows)
+  table.hidden = rows.length === 0
+}
+
+/** The lag and freshness of GET /pipeline; a failed part keeps its last figure and says since when. */
+async function refreshPipeline() {
+  const stale = lastPipelineAt ? `Showing the values of ${clock.format(lastPipelineAt)} UTC.` : ''
+  let answer
+  try {
+    answer = await getJson('/pipeline')
+  } catch (error) {
+    for (const id of ['lag', 'freshness']) showFigure(id, {state: 'down', figure: undefined, text: error.message}, stale)
+    return
+  }
+  const {lag, freshness} = answer
+  const lagShown = lagView(lag)
+  showFigure('lag', lagShown, stale)
+  const total = document.getElementById('lag-total')
+  if (lag.state === 'ok') total.dataset.lag = String(lag.totalLag)
+  else if (lagShown.figure !== undefined) total.dataset.lag = ''
+  if (lagShown.figure !== undefined) showPartitions(lag)
+
+  const freshnessShown = freshnessView(freshness, (ms) => dateTime.format(ms))
+  document.getElementById('freshness-label').textContent = freshnessShown.label
+  showFigure('freshness', freshnessShown, stale)
+  const age = document.getElementById('freshness-age')
+  if (freshness.state === 'ok') {
+    age.dataset.at = freshness.at
+    age.title = `${dateTime.format(Date.parse(freshness.at))} UTC`
+  } else if (freshnessShown.figure !== undefined) age.dataset.at = ''
+
+  lastPipelineAt = Date.now()
+  document.getElementById('pipeline-updated').textContent = `updated ${clock.format(lastPipelineAt)} UTC, every ${refreshMs / 1000} s`
+}
 
 async function refreshCount() {
   const total = document.getElementById('total')
@@ -242,7 +302,7 @@ async function refreshBackendName() {
 }
 
 async function tick(round) {
-  const countAnswered = await refreshCount()
+  const [countAnswered] = await Promise.all([refreshCount(), refreshPipeline()])
   if (countAnswered && (round % CHART_EVERY === 0 || !chartsCurrent)) {
     const nowMs = Date.now()
     const results = await Promise.allSettled([refreshChart('hour', nowMs), refreshChart('day', nowMs), refreshErrorCodes(nowMs)])

@@ -7,6 +7,7 @@ import {CountSource, TOTAL_COUNT} from './count-source.js'
 import {errorReason} from '../util/errors.js'
 import type {DashboardOptions} from './dashboard.js'
 import {listen, serverUrl} from './listen.js'
+import {PipelineSource, type PipelineSourceOptions} from './pipeline-source.js'
 
 export {BackendTimeoutError} from './backend-holder.js'
 export {ListenError} from './listen.js'
@@ -48,6 +49,8 @@ export interface CountServerOptions {
   now?: () => number
   /** Serve the dashboard page at `GET /` with these settings; undefined: no page. */
   dashboard?: DashboardOptions
+  /** The consumer group whose lag `GET /pipeline` and the dashboard show; undefined: lag not configured. */
+  lag?: PipelineSourceOptions['lag']
 }
 
 /**
@@ -59,6 +62,7 @@ export class CountServer {
   readonly http: http.Server
   readonly metrics: ServerMetrics
   private readonly source: CountSource
+  private readonly pipeline: PipelineSource
   private readonly router: CountRouter
   private readonly accessLog?: (entry: AccessLogEntry) => void
   private readonly timeoutMs: number
@@ -84,7 +88,16 @@ export class CountServer {
       log: options.log ?? (() => {}),
       now,
     })
-    this.router = new CountRouter({source: this.source, metrics: this.metrics, now, dashboard: options.dashboard})
+    this.pipeline = new PipelineSource({
+      counts: this.source,
+      lag: options.lag,
+      cacheMs,
+      errorCacheMs: Math.min(cacheMs, MAX_ERROR_CACHE_MS),
+      redact,
+      log: options.log ?? (() => {}),
+      now,
+    })
+    this.router = new CountRouter({source: this.source, pipeline: this.pipeline, metrics: this.metrics, now, dashboard: options.dashboard})
     this.http = http.createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         options.log?.(`internal error answering ${request.method} ${pathOf(request.url)}: ${redact(errorReason(error))}`)
@@ -145,6 +158,7 @@ export class CountServer {
     } finally {
       clearTimeout(cutOff)
     }
+    await this.pipeline.close()
     await this.source.close()
   }
 

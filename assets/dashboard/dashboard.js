@@ -23,6 +23,7 @@ const compact = new Intl.NumberFormat(undefined, {notation: 'compact', maximumFr
 const monthDay = new Intl.DateTimeFormat(undefined, {month: 'short', day: 'numeric', timeZone: 'UTC'})
 const dateTime = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC'})
 const clock = new Intl.DateTimeFormat(undefined, {timeStyle: 'medium', timeZone: 'UTC'})
+const stamp = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'medium', timeZone: 'UTC'})
 
 /** Why a request gave no answer: the server is unreachable, the backend is down (503), or the query was refused. */
 class AnswerError extends Error {
@@ -257,13 +258,13 @@ async function refreshPipeline() {
   else if (lagShown.figure !== undefined) total.dataset.lag = ''
   if (lagShown.figure !== undefined) showPartitions(lag)
 
-  const freshnessShown = freshnessView(freshness, (ms) => dateTime.format(ms))
+  const freshnessShown = freshnessView(freshness, (ms) => stamp.format(ms))
   document.getElementById('freshness-label').textContent = freshnessShown.label
   showFigure('freshness', freshnessShown, stale)
   const age = document.getElementById('freshness-age')
   if (freshness.state === 'ok') {
     age.dataset.at = freshness.at
-    age.title = `${dateTime.format(Date.parse(freshness.at))} UTC`
+    age.title = `${stamp.format(Date.parse(freshness.at))} UTC`
   } else if (freshnessShown.figure !== undefined) age.dataset.at = ''
 
   lastPipelineAt = Date.now()

@@ -69,8 +69,8 @@ export function freshnessView(freshness, formatTime) {
   const label = freshness.measure === 'last-write' ? 'Last write' : 'Newest event'
   switch (freshness.state) {
     case 'ok': {
-      const what = freshness.measure === 'last-write' ? `${freshness.backend} last stored events` : `the newest event stored in ${freshness.backend} is from`
-      return {state: 'ok', label, figure: formatAge(freshness.ageMs), text: `${what} ${formatTime(Date.parse(freshness.at))} UTC`}
+      const what = freshness.measure === 'last-write' ? `when ${freshness.backend} last stored events` : `the newest event stored in ${freshness.backend}`
+      return {state: 'ok', label, figure: formatAge(freshness.ageMs), text: `${formatTime(Date.parse(freshness.at))} UTC: ${what}`}
     }
     case 'no-data':
       return {state: 'empty', label, figure: '—', text: `No data yet: nothing stored in ${freshness.backend}.`}

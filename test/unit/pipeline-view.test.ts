@@ -88,7 +88,7 @@ describe('dashboard: what the page says about the pipeline', () => {
       state: 'ok',
       label: 'Newest event',
       figure: '1 min ago',
-      text: 'the newest event stored in clickhouse is from 2026-12-07T08:00:00.000Z UTC',
+      text: '2026-12-07T08:00:00.000Z UTC: the newest event stored in clickhouse',
     })
     const redis = {...base, backend: 'redis', state: 'ok', measure: 'last-write', at: '2026-12-07T08:00:00.000Z', ageMs: 2000}
     expect(view.freshnessView(redis, formatTime)).to.include({label: 'Last write', figure: '2 s ago'})

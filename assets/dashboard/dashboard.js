@@ -234,6 +234,8 @@ function showPartitions(lag) {
       cell.textContent = text
       row.append(cell)
     }
+    row.firstChild.title = partition.topic
+    row.lastChild.title = partition.consumerDetail
     return row
   })
   table.tBodies[0].replaceChildren(...rows)

@@ -93,6 +93,7 @@ export function partitionRows(lag) {
       end: integer.format(partition.end),
       lag: partition.lag,
       lagText: integer.format(partition.lag),
-      consumer: partition.clientId ? `${partition.clientId} (${partition.host})` : '—',
+      consumer: partition.clientId ?? '—',
+      consumerDetail: partition.memberId ? `${partition.clientId} on ${partition.host}, member ${partition.memberId}` : 'no consumer holds this partition',
     }))
 }

@@ -11,7 +11,7 @@ interface PipelineView {
   formatAge(ms: number): string
   lagView(lag: object): View
   freshnessView(freshness: object, formatTime: (ms: number) => string): View
-  partitionRows(lag: object): Array<{partition: number; lag: number; committed: string; consumer: string}>
+  partitionRows(lag: object): Array<{partition: number; lag: number; committed: string; consumer: string; consumerDetail: string}>
 }
 
 const view = (await import(new URL('../../../assets/dashboard/pipeline-view.js', import.meta.url).href)) as PipelineView
@@ -111,7 +111,7 @@ describe('dashboard: what the page says about the pipeline', () => {
       [1, 0, '100', '—'],
       [2, 9, '—', '—'],
     ])
-    expect(view.partitionRows(okLag([1], true))[0].consumer).to.equal('ipc-consume (10.0.0.5)')
+    expect(view.partitionRows(okLag([1], true))[0]).to.include({consumer: 'ipc-consume', consumerDetail: 'ipc-consume on 10.0.0.5, member m-1'})
     expect(view.partitionRows({state: 'kafka-unreachable'})).to.deep.equal([])
   })
 })

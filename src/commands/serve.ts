@@ -3,7 +3,7 @@ import {createBackend} from '../backends/registry.js'
 import {backendOptionsFromFlags, backendScalingFlags} from '../cli/backend-flags.js'
 import {IpcCommand} from '../cli/base-command.js'
 import {EXIT_USAGE} from '../cli/exit-codes.js'
-import {DEFAULT_LAG_TIMEOUT_MS} from '../cli/defaults.js'
+import {DEFAULT_SERVE_LAG_TIMEOUT_MS} from '../cli/defaults.js'
 import {backendFlags, durationDefault, durationFlag, kafkaFlags, kafkaLogLevelFlags} from '../cli/flags.js'
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {writeStderr} from '../cli/output.js'
@@ -110,7 +110,7 @@ The server starts even when the backend is down, answers 503 with a JSON error u
     'lag-timeout': durationFlag({
       description: 'Time allowed for one lag read (connect included) before the lag is shown as unreachable.',
       env: 'IPC_LAG_TIMEOUT',
-      ...durationDefault(DEFAULT_LAG_TIMEOUT_MS),
+      ...durationDefault(DEFAULT_SERVE_LAG_TIMEOUT_MS),
     }),
     ...kafkaLogLevelFlags,
   }

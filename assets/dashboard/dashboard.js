@@ -212,14 +212,19 @@ function describeBackend(body) {
 
 let lastCountAt
 let chartsCurrent = false
-let lastPipelineAt
+/** When each pipeline figure last got a value, for the note of a failed refresh. */
+const figureShownAt = {lag: undefined, freshness: undefined}
 
 /** One figure of the pipeline card: its state, its value (kept when the view has none: the last one stays) and its sentence. */
-function showFigure(id, view, stale) {
+function showFigure(id, view) {
   const figure = document.getElementById(id)
   figure.dataset.state = view.state
-  if (view.figure !== undefined) document.getElementById(`${id}-${id === 'lag' ? 'total' : 'age'}`).textContent = view.figure
-  document.getElementById(`${id}-note`).textContent = view.figure === undefined && stale ? `${view.text}. ${stale}` : view.text
+  let note = view.text
+  if (view.figure !== undefined) {
+    document.getElementById(`${id}-${id === 'lag' ? 'total' : 'age'}`).textContent = view.figure
+    figureShownAt[id] = view.figure === '—' ? undefined : Date.now()
+  } else if (figureShownAt[id]) note = `${view.text}. Showing the value of ${clock.format(figureShownAt[id])} UTC.`
+  document.getElementById(`${id}-note`).textContent = note
 }
 
 function showPartitions(lag) {
@@ -244,17 +249,16 @@ function showPartitions(lag) {
 
 /** The lag and freshness of GET /pipeline; a failed part keeps its last figure and says since when. */
 async function refreshPipeline() {
-  const stale = lastPipelineAt ? `Showing the values of ${clock.format(lastPipelineAt)} UTC.` : ''
   let answer
   try {
     answer = await getJson('/pipeline')
   } catch (error) {
-    for (const id of ['lag', 'freshness']) showFigure(id, {state: 'down', figure: undefined, text: error.message}, stale)
+    for (const id of ['lag', 'freshness']) showFigure(id, {state: 'down', figure: undefined, text: error.message})
     return
   }
   const {lag, freshness} = answer
   const lagShown = lagView(lag)
-  showFigure('lag', lagShown, stale)
+  showFigure('lag', lagShown)
   const total = document.getElementById('lag-total')
   if (lag.state === 'ok') total.dataset.lag = String(lag.totalLag)
   else if (lagShown.figure !== undefined) total.dataset.lag = ''
@@ -262,15 +266,14 @@ async function refreshPipeline() {
 
   const freshnessShown = freshnessView(freshness, (ms) => stamp.format(ms))
   document.getElementById('freshness-label').textContent = freshnessShown.label
-  showFigure('freshness', freshnessShown, stale)
+  showFigure('freshness', freshnessShown)
   const age = document.getElementById('freshness-age')
   if (freshness.state === 'ok') {
     age.dataset.at = freshness.at
     age.title = `${stamp.format(Date.parse(freshness.at))} UTC`
   } else if (freshnessShown.figure !== undefined) age.dataset.at = ''
 
-  lastPipelineAt = Date.now()
-  document.getElementById('pipeline-updated').textContent = `updated ${clock.format(lastPipelineAt)} UTC, every ${refreshMs / 1000} s`
+  document.getElementById('pipeline-updated').textContent = `updated ${clock.format(Date.now())} UTC, every ${refreshMs / 1000} s`
 }
 
 async function refreshCount() {

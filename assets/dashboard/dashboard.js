@@ -3,6 +3,8 @@
 // Charts are plain SVG: one <rect> per bucket with its values as data attributes and a <title>,
 // so a screen reader, a hover and a browser test all read the same numbers the chart draws.
 
+import {freshnessView, lagView, partitionRows} from './pipeline-view.js'
+
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
 const WINDOWS = {hour: {sizeMs: HOUR_MS, buckets: 24}, day: {sizeMs: DAY_MS, buckets: 30}}
@@ -21,6 +23,7 @@ const compact = new Intl.NumberFormat(undefined, {notation: 'compact', maximumFr
 const monthDay = new Intl.DateTimeFormat(undefined, {month: 'short', day: 'numeric', timeZone: 'UTC'})
 const dateTime = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC'})
 const clock = new Intl.DateTimeFormat(undefined, {timeStyle: 'medium', timeZone: 'UTC'})
+const stamp = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'medium', timeZone: 'UTC'})
 
 /** Why a request gave no answer: the server is unreachable, the backend is down (503), or the query was refused. */
 class AnswerError extends Error {
@@ -209,6 +212,69 @@ function describeBackend(body) {
 
 let lastCountAt
 let chartsCurrent = false
+/** When each pipeline figure last got a value, for the note of a failed refresh. */
+const figureShownAt = {lag: undefined, freshness: undefined}
+
+/** One figure of the pipeline card: its state, its value (kept when the view has none: the last one stays) and its sentence. */
+function showFigure(id, view) {
+  const figure = document.getElementById(id)
+  figure.dataset.state = view.state
+  let note = view.text
+  if (view.figure !== undefined) {
+    document.getElementById(`${id}-${id === 'lag' ? 'total' : 'age'}`).textContent = view.figure
+    figureShownAt[id] = view.figure === '—' ? undefined : Date.now()
+  } else if (figureShownAt[id]) note = `${view.text}. Showing the value of ${clock.format(figureShownAt[id])} UTC.`
+  document.getElementById(`${id}-note`).textContent = note
+}
+
+function showPartitions(lag) {
+  const table = document.getElementById('lag-partitions')
+  const rows = partitionRows(lag).map((partition) => {
+    const row = document.createElement('tr')
+    row.dataset.topic = partition.topic
+    row.dataset.partition = String(partition.partition)
+    row.dataset.lag = String(partition.lag)
+    for (const text of [partition.topic, String(partition.partition), partition.committed, partition.end, partition.lagText, partition.consumer]) {
+      const cell = document.createElement('td')
+      cell.textContent = text
+      row.append(cell)
+    }
+    row.firstChild.title = partition.topic
+    row.lastChild.title = partition.consumerDetail
+    return row
+  })
+  table.tBodies[0].replaceChildren(...rows)
+  table.hidden = rows.length === 0
+}
+
+/** The lag and freshness of GET /pipeline; a failed part keeps its last figure and says since when. */
+async function refreshPipeline() {
+  let answer
+  try {
+    answer = await getJson('/pipeline')
+  } catch (error) {
+    for (const id of ['lag', 'freshness']) showFigure(id, {state: 'down', figure: undefined, text: error.message})
+    return
+  }
+  const {lag, freshness} = answer
+  const lagShown = lagView(lag)
+  showFigure('lag', lagShown)
+  const total = document.getElementById('lag-total')
+  if (lag.state === 'ok') total.dataset.lag = String(lag.totalLag)
+  else if (lagShown.figure !== undefined) total.dataset.lag = ''
+  if (lagShown.figure !== undefined) showPartitions(lag)
+
+  const freshnessShown = freshnessView(freshness, (ms) => stamp.format(ms))
+  document.getElementById('freshness-label').textContent = freshnessShown.label
+  showFigure('freshness', freshnessShown)
+  const age = document.getElementById('freshness-age')
+  if (freshness.state === 'ok') {
+    age.dataset.at = freshness.at
+    age.title = `${stamp.format(Date.parse(freshness.at))} UTC`
+  } else if (freshnessShown.figure !== undefined) age.dataset.at = ''
+
+  document.getElementById('pipeline-updated').textContent = `updated ${clock.format(Date.now())} UTC, every ${refreshMs / 1000} s`
+}
 
 async function refreshCount() {
   const total = document.getElementById('total')
@@ -256,4 +322,11 @@ async function tick(round) {
   setTimeout(() => void tick(round + 1), refreshMs)
 }
 
+/** On a loop of its own: a slow lag read (Kafka unreachable, up to --lag-timeout) does not hold the count back. */
+async function pipelineTick() {
+  await refreshPipeline()
+  setTimeout(() => void pipelineTick(), refreshMs)
+}
+
 void tick(0)
+void pipelineTick()

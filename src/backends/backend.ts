@@ -128,6 +128,23 @@ export function supportsRangeCounts(backend: CountBackend): backend is RangeCoun
   return typeof candidate.countUnique === 'function' && typeof candidate.countSeries === 'function'
 }
 
+/**
+ * What a backend's freshness measures: `newest-event`, the time of the newest event stored (its own
+ * timestamp, as the device sent it); `last-write`, when the backend last stored events (the writer's clock).
+ */
+export type FreshnessMeasure = 'newest-event' | 'last-write'
+
+/** A backend that tells how fresh its data is (`ipc serve`'s dashboard). Every built-in backend is one. */
+export interface FreshnessBackend extends CountBackend {
+  readonly freshnessMeasure: FreshnessMeasure
+  /** Epoch ms of the newest event or of the last write, as `freshnessMeasure` says; undefined while nothing is stored. */
+  freshness(): Promise<number | undefined>
+}
+
+export function supportsFreshness(backend: CountBackend): backend is FreshnessBackend {
+  return typeof (backend as Partial<FreshnessBackend>).freshness === 'function'
+}
+
 /** A backend could not be reached or refused an operation. `location` names where, never a password. */
 export class BackendError extends Error {
   override name = 'BackendError'

@@ -12,7 +12,7 @@ import {
   type SeriesPoint,
   validateQuery,
 } from '../query/count-query.js'
-import {type AddReceipt, BackendError, type BackendEvents, type DeviceEvent, type RangeCountBackend} from './backend.js'
+import {type AddReceipt, BackendError, type BackendEvents, type DeviceEvent, type FreshnessBackend, type RangeCountBackend} from './backend.js'
 
 const DURABLE: AddReceipt = {durable: Promise.resolve()}
 
@@ -29,11 +29,13 @@ type HourDevices = Map<string, Map<number, Set<number>>>
  * reach, events are stored by `add()` itself (its receipts are durable at once), and after
  * `close()` every call but `flush()` and `close()` rejects.
  */
-export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeCountBackend {
+export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeCountBackend, FreshnessBackend {
   readonly name = 'memory'
   readonly exact = true
   readonly location = 'memory'
   readonly timeResolution = 'exact'
+  readonly freshnessMeasure = 'newest-event'
+  private newestMs: number | undefined
   private readonly devices = new Set<string>()
   private readonly hours = new Map<number, HourDevices>()
   private closed = false
@@ -48,6 +50,7 @@ export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeC
     this.assertOpen()
     for (const event of events) {
       this.devices.add(event.deviceIp)
+      if (this.newestMs === undefined || event.timestampMs > this.newestMs) this.newestMs = event.timestampMs
       const hour = bucketStart(event.timestampMs, 'hour')
       let devices = this.hours.get(hour)
       if (!devices) this.hours.set(hour, (devices = new Map()))
@@ -65,6 +68,12 @@ export class MemoryBackend extends EventEmitter<BackendEvents> implements RangeC
   async count(): Promise<number> {
     this.assertOpen()
     return this.devices.size
+  }
+
+  /** The time of the newest event added. */
+  async freshness(): Promise<number | undefined> {
+    this.assertOpen()
+    return this.newestMs
   }
 
   async countUnique(query: CountQuery): Promise<number> {

@@ -32,3 +32,5 @@ export const DEFAULT_MAX_PARTITION_FETCH_BYTES = 256 * 1024
 export const DEFAULT_HEAP_GROWING_PERCENT = 25
 /** `lag --timeout`: reaching Kafka and every request of the lag. */
 export const DEFAULT_LAG_TIMEOUT_MS = 15_000
+/** `ipc serve` reads the lag again every few seconds: a read that takes longer is Kafka unreachable for the page. */
+export const DEFAULT_SERVE_LAG_TIMEOUT_MS = 5000

@@ -6,7 +6,18 @@ import {durationDefault, durationFlag, kafkaFlags, kafkaLogLevelFlags} from '../
 import {kafkaSecurityFlags, kafkaSecurityFromFlags} from '../cli/kafka-security-flags.js'
 import {formatInt, isInteractive, renderTable, writeStderr} from '../cli/output.js'
 import {createKafka, type Kafka, parseBrokers} from '../kafka/client.js'
-import {exceedsMaxLag, type GroupLag, type GroupLagJson, LAG_COLUMNS, lagJson, lagLines, lagRows, LagTimeoutError, readGroupLag} from '../kafka/group-lag.js'
+import {
+  exceedsMaxLag,
+  type GroupLag,
+  type GroupLagJson,
+  LAG_COLUMNS,
+  LAG_RETRY,
+  lagJson,
+  lagLines,
+  lagRows,
+  LagTimeoutError,
+  readGroupLag,
+} from '../kafka/group-lag.js'
 import {formatDuration} from '../util/duration.js'
 import {withTimeout} from '../util/async.js'
 
@@ -102,6 +113,3 @@ export default class Lag extends IpcCommand {
     if (lag.members.length === 0) this.log(idle)
   }
 }
-
-/** Fewer and shorter retries than a consumer's: a check should say soon that Kafka cannot be reached. */
-const LAG_RETRY = {initialRetryTime: 300, maxRetryTime: 2000, retries: 3}

@@ -5,6 +5,7 @@ import {renderMetrics} from '../metrics/registry.js'
 import type {ServerMetrics} from './count-metrics.js'
 import {type CountSource, TOTAL_COUNT} from './count-source.js'
 import {DASHBOARD_CONTENT_SECURITY_POLICY, dashboardFiles, type DashboardOptions} from './dashboard.js'
+import type {PipelineSource} from './pipeline-source.js'
 
 /** What the server sends for one request (HEAD sends the same without the body). */
 export interface Reply {
@@ -35,6 +36,8 @@ export function pathOf(url: string | undefined): string {
 
 export interface CountRouterOptions {
   source: CountSource
+  /** Answers `GET /pipeline`: the group's lag and the backend's freshness. */
+  pipeline: PipelineSource
   metrics: ServerMetrics
   /** Clock for relative time bounds (since=24h), epoch ms. */
   now: () => number
@@ -43,7 +46,7 @@ export interface CountRouterOptions {
 }
 
 /**
- * The routes of `ipc serve`: `GET /unique_ip_count`, `GET /healthz`, `GET /metrics`, and with the
+ * The routes of `ipc serve`: `GET /unique_ip_count`, `GET /pipeline`, `GET /healthz`, `GET /metrics`, and with the
  * `dashboard` option the page at `GET /` and its files. Unknown paths answer 404, other methods 405;
  * every count goes through the source (cache, single flight, backend timeout).
  */
@@ -53,6 +56,7 @@ export class CountRouter {
   constructor(private readonly options: CountRouterOptions) {
     this.routes = {
       '/unique_ip_count': (url) => this.uniqueIpCount(url.searchParams),
+      '/pipeline': async () => jsonReply(200, await options.pipeline.status()),
       '/healthz': () => this.healthz(),
       '/metrics': async () => ({status: 200, ...(await renderMetrics(options.metrics.registry))}),
     }

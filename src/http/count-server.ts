@@ -9,6 +9,7 @@ import type {DashboardOptions} from './dashboard.js'
 import {exposureWarning, listen, serverUrl} from './listen.js'
 import type {WebConfig} from './web-config.js'
 import {createWebServer, type WebServerOptions} from './web-server.js'
+import {PipelineSource, type PipelineSourceOptions} from './pipeline-source.js'
 
 export {BackendTimeoutError} from './backend-holder.js'
 export {ListenError} from './listen.js'
@@ -52,6 +53,8 @@ export interface CountServerOptions {
   dashboard?: DashboardOptions
   /** TLS, basic auth and limits (see {@link createWebServer}). */
   web?: Omit<WebServerOptions, 'observe'>
+  /** The consumer group whose lag `GET /pipeline` and the dashboard show; undefined: lag not configured. */
+  lag?: PipelineSourceOptions['lag']
 }
 
 /**
@@ -63,6 +66,7 @@ export class CountServer {
   readonly http: http.Server
   readonly metrics: ServerMetrics
   private readonly source: CountSource
+  private readonly pipeline: PipelineSource
   private readonly router: CountRouter
   private readonly accessLog?: (entry: AccessLogEntry) => void
   private readonly timeoutMs: number
@@ -90,7 +94,16 @@ export class CountServer {
       log: options.log ?? (() => {}),
       now,
     })
-    this.router = new CountRouter({source: this.source, metrics: this.metrics, now, dashboard: options.dashboard})
+    this.pipeline = new PipelineSource({
+      counts: this.source,
+      lag: options.lag,
+      cacheMs,
+      errorCacheMs: Math.min(cacheMs, MAX_ERROR_CACHE_MS),
+      redact,
+      log: options.log ?? (() => {}),
+      now,
+    })
+    this.router = new CountRouter({source: this.source, pipeline: this.pipeline, metrics: this.metrics, now, dashboard: options.dashboard})
     const answer = (request: http.IncomingMessage, response: http.ServerResponse): void => {
       this.handle(request, response).catch((error: unknown) => {
         options.log?.(`internal error answering ${request.method} ${pathOf(request.url)}: ${redact(errorReason(error))}`)
@@ -158,6 +171,7 @@ export class CountServer {
     } finally {
       clearTimeout(cutOff)
     }
+    await this.pipeline.close()
     await this.source.close()
   }
 

@@ -1,4 +1,4 @@
-import {BackendError, type CountBackend, supportsRangeCounts} from '../backends/backend.js'
+import {BackendError, type CountBackend, type FreshnessMeasure, supportsFreshness, supportsRangeCounts} from '../backends/backend.js'
 import {errorReason} from '../util/errors.js'
 import {CountQueryError, isBounded, type ParsedCountQuery, type SeriesPoint} from '../query/count-query.js'
 import {BackendHolder, type BackendHolderOptions, BackendTimeoutError} from './backend-holder.js'
@@ -44,6 +44,10 @@ export interface CountFailure<E extends Error = BackendError | CountQueryError> 
 
 export type CountOutcome<E extends Error = BackendError | CountQueryError> = CountAnswer | CountFailure<E>
 
+/** How fresh the backend's data is: `atMs` undefined while nothing is stored; `measure` undefined for a backend that cannot tell. */
+export type FreshnessOutcome =
+  {ok: true; measure: FreshnessMeasure | undefined; atMs: number | undefined; completedAt: number} | {ok: false; error: BackendError; completedAt: number}
+
 /** Distinct range queries whose answers are kept for the cache time (the all-time count has a slot of its own). */
 const MAX_CACHED_RANGE_QUERIES = 100
 
@@ -69,6 +73,7 @@ export class CountSource {
   private readonly backends: BackendHolder
   private readonly totals: SingleFlightCache<CountOutcome>
   private readonly ranges: SingleFlightCache<CountOutcome>
+  private readonly freshnessCache: SingleFlightCache<FreshnessOutcome>
   private closed = false
 
   constructor(private readonly options: CountSourceOptions) {
@@ -76,6 +81,7 @@ export class CountSource {
     this.backends = new BackendHolder(options)
     this.totals = new SingleFlightCache({cacheMs, errorCacheMs, now, maxEntries: 1})
     this.ranges = new SingleFlightCache({cacheMs, errorCacheMs, now, maxEntries: MAX_CACHED_RANGE_QUERIES})
+    this.freshnessCache = new SingleFlightCache({cacheMs, errorCacheMs, now, maxEntries: 1})
     for (const cache of [this.totals, this.ranges]) {
       cache.on('answered', (source) => {
         if (source === 'cache') options.metrics.cacheHits.inc()
@@ -110,10 +116,18 @@ export class CountSource {
     return (await cache.get(request.key, () => this.query(request.parse))).value
   }
 
+  /**
+   * The newest event's time or the last write's ({@link FreshnessBackend}), through the same cache,
+   * backend instance and timeout as the counts. Never rejects.
+   */
+  async freshness(): Promise<FreshnessOutcome> {
+    return (await this.freshnessCache.get('', () => this.queryFreshness())).value
+  }
+
   /** Waits for the queries in flight, then closes the backend (bounded by the timeout). */
   async close(): Promise<void> {
     this.closed = true
-    await Promise.all([this.totals.settled(), this.ranges.settled()])
+    await Promise.all([this.totals.settled(), this.ranges.settled(), this.freshnessCache.settled()])
     await this.backends.close()
   }
 
@@ -144,6 +158,22 @@ export class CountSource {
     }
     this.record(outcome, parse === undefined)
     return outcome
+  }
+
+  private async queryFreshness(): Promise<FreshnessOutcome> {
+    const {now} = this.options
+    let backend: CountBackend | undefined
+    try {
+      if (this.closed) throw new BackendError('the server is shutting down', this.backends.name, this.backends.location)
+      backend = await this.backends.connectedBackend()
+      if (!supportsFreshness(backend)) return {ok: true, measure: undefined, atMs: undefined, completedAt: now()}
+      const fresh = backend
+      const atMs = await this.backends.call(fresh, () => fresh.freshness(), 'freshness')
+      return {ok: true, measure: fresh.freshnessMeasure, atMs, completedAt: now()}
+    } catch (error) {
+      if (backend) this.backends.discard(backend)
+      return {ok: false, error: this.toBackendError(error), completedAt: now()}
+    }
   }
 
   private toBackendError(error: unknown): BackendError {

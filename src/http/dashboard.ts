@@ -4,7 +4,7 @@ import {parseErrorCode} from '../query/count-query.js'
 /**
  * The dashboard page of `ipc serve` (`GET /`): one HTML page, its script and its style sheet,
  * served from `assets/dashboard/` by the server itself, so it works with no internet access. The
- * page asks only the JSON API (`/unique_ip_count`, `/healthz`): every figure it shows goes through
+ * page asks only the JSON API (`/unique_ip_count`, `/pipeline`, `/healthz`): every figure it shows goes through
  * the server's cache, single-flight and backend timeout like any other client's request.
  */
 export interface DashboardOptions {
@@ -57,6 +57,7 @@ const FILES: Record<string, {name: string; contentType: string}> = {
   '/': {name: 'index.html', contentType: 'text/html; charset=utf-8'},
   '/dashboard.js': {name: 'dashboard.js', contentType: 'text/javascript; charset=utf-8'},
   '/dashboard.css': {name: 'dashboard.css', contentType: 'text/css; charset=utf-8'},
+  '/pipeline-view.js': {name: 'pipeline-view.js', contentType: 'text/javascript; charset=utf-8'},
 }
 
 /** The page takes nothing from elsewhere: no CDN, no inline script, no frames. */

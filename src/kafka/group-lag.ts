@@ -198,6 +198,9 @@ export function lagJson(lag: GroupLag, maxLag?: number): GroupLagJson {
   }
 }
 
+/** Fewer and shorter retries than a consumer's: a lag check should say soon that Kafka cannot be reached. */
+export const LAG_RETRY = {initialRetryTime: 300, maxRetryTime: 2000, retries: 3}
+
 /** Kafka did not answer the lag's requests in time. */
 export class LagTimeoutError extends Error {
   override name = 'LagTimeoutError'

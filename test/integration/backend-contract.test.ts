@@ -1,7 +1,7 @@
 import {createClient as createClickHouseClient} from '@clickhouse/client'
 import {createClient as createRedisClient} from '@redis/client'
 import {expect} from 'chai'
-import {BackendError, BackendGaveUpError, type DeviceEvent, type RangeCountBackend, supportsRangeCounts} from '../../src/backends/backend.js'
+import {BackendError, BackendGaveUpError, type DeviceEvent, type RangeCountBackend, supportsFreshness, supportsRangeCounts} from '../../src/backends/backend.js'
 import {type BackendName, type BackendOptions, createBackend} from '../../src/backends/registry.js'
 import {type CountQuery, HOUR_MS} from '../../src/query/count-query.js'
 import {until} from '../support/wait.js'
@@ -189,6 +189,27 @@ for (const subject of SUBJECTS) {
       for (const [index, startMs] of hours.entries()) {
         expectCount(counter, series[index].count, truth({sinceMs: startMs, untilMs: startMs + HOUR_MS, errorCodes: []}), `hour ${index}`)
       }
+    })
+
+    it('freshness() is undefined before the first write, then the newest event time or the time of the last write', async () => {
+      const counter = await backend()
+      if (!supportsFreshness(counter)) throw new Error(`${subject.name} does not tell its freshness`)
+      expect(await counter.freshness(), 'before any write').to.equal(undefined)
+      const startedMs = Date.now()
+      await (
+        await counter.add(fixtureEvents())
+      ).durable
+      const newest = Math.max(...fixtureEvents().map((event) => event.timestampMs))
+      const fresh = await counter.freshness()
+      if (counter.freshnessMeasure === 'newest-event') expect(fresh).to.equal(newest)
+      else expect(fresh).to.be.within(startedMs, Date.now())
+      const late = {timestampMs: newest - HOUR_MS, deviceIp: '10.9.9.9', errorCode: 0}
+      await (
+        await counter.add([late])
+      ).durable
+      const again = await counter.freshness()
+      if (counter.freshnessMeasure === 'newest-event') expect(again, 'an older event leaves the newest').to.equal(newest)
+      else expect(again, 'a later write moves it on').to.be.at.least(fresh as number)
     })
 
     it('flush() writes what is buffered: nothing is left unwritten and the count sees every event', async () => {

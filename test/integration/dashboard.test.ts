@@ -1,10 +1,10 @@
 import {expect} from 'chai'
 import {Partitioners} from 'kafkajs'
-import {type Browser, chromium, type Page} from 'playwright-core'
+import type {Browser, Page} from 'playwright-core'
 import {HOUR_MS} from '../../src/query/count-query.js'
+import {launchChromium} from '../support/browser.js'
 import {type CliResult, runIpc, waitFor} from '../support/cli.js'
 import {createTopic, kafkaAdminClient, servicesCommand} from '../support/kafka.js'
-import {CHROMIUM, CHROMIUM_ARGS} from '../support/chromium.js'
 import {type RunningServe, startServe} from '../support/serve.js'
 import {clickhouseUrl, uniqueName} from '../support/services.js'
 import {clickhouseConsumeArgs} from '../support/runs.js'
@@ -79,7 +79,7 @@ describe('ipc serve: the dashboard page in headless Chromium (Kafka → ipc cons
     await createTopic(topic, 4)
     serve = await startServe([...clickhouseFlags(), '--cache', '0', '--dashboard-refresh', '1s', '--dashboard-error-codes', '0..6'])
     baseUrl = serve.url
-    browser = await chromium.launch({executablePath: CHROMIUM, args: CHROMIUM_ARGS})
+    browser = await launchChromium()
     page = await browser.newPage({viewport: {width: 1100, height: 900}})
   })
 

@@ -8,8 +8,8 @@ import net from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import tls from 'node:tls'
-import {chromium} from 'playwright-core'
-import {CHROMIUM, CHROMIUM_ARGS} from '../support/chromium.js'
+
+import {launchChromium} from '../support/browser.js'
 import {type RunningCli, runIpc, startIpc, waitFor} from '../support/cli.js'
 import {curl} from '../support/curl.js'
 import {createTopic} from '../support/kafka.js'
@@ -176,7 +176,7 @@ describe('ipc serve and consume --metrics-port with --web-config: TLS, client ce
   })
 
   it('shows the dashboard in Chromium over HTTPS with basic auth, and nothing without', async () => {
-    const browser = await chromium.launch({executablePath: CHROMIUM, args: CHROMIUM_ARGS})
+    const browser = await launchChromium()
     try {
       const anonymous = await (await browser.newContext({ignoreHTTPSErrors: true})).newPage()
       // Chromium answers a 401 challenge it has no credentials for by failing the navigation.

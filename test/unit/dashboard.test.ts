@@ -63,6 +63,9 @@ describe('dashboard: the page served by ipc serve', () => {
     expect(script.headers.get('content-type')).to.equal('text/javascript; charset=utf-8')
     const style = await fetch(`${url}/dashboard.css`)
     expect(style.headers.get('content-type')).to.equal('text/css; charset=utf-8')
+    const view = await fetch(`${url}/pipeline-view.js`)
+    expect(view.headers.get('content-type')).to.equal('text/javascript; charset=utf-8')
+    expect(await view.text()).to.contain('export function lagView')
     expect((await fetch(`${url}/unique_ip_count`)).status).to.equal(200)
   })
 
@@ -70,7 +73,7 @@ describe('dashboard: the page served by ipc serve', () => {
     const {url} = await start(false)
     const page = await fetch(`${url}/`)
     expect(page.status).to.equal(404)
-    expect(await page.json()).to.deep.equal({error: 'no such path: /', paths: ['/unique_ip_count', '/healthz', '/metrics']})
+    expect(await page.json()).to.deep.equal({error: 'no such path: /', paths: ['/unique_ip_count', '/pipeline', '/healthz', '/metrics']})
     expect((await fetch(`${url}/dashboard.js`)).status).to.equal(404)
     const count = await fetch(`${url}/unique_ip_count`)
     expect(await count.text()).to.equal('{"unique_device_ip_count":1}\n')

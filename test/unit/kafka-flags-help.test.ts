@@ -11,7 +11,7 @@ function ipc(args: string[]): {status: number | null; stdout: string; stderr: st
 }
 
 describe('Kafka flags in --help', () => {
-  for (const command of ['consume', 'produce', 'lag']) {
+  for (const command of ['consume', 'produce', 'lag', 'serve']) {
     it(`ipc ${command} --help lists the security flags with their environment variables, and no --assign-delay`, () => {
       const help = ipc([command, '--help'])
       expect(help.status).to.equal(0)

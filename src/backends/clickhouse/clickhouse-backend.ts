@@ -1,5 +1,5 @@
 import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../../query/count-query.js'
-import {BackendError, type DeviceEvent, type RangeCountBackend} from '../backend.js'
+import {BackendError, type DeviceEvent, type FreshnessBackend, type RangeCountBackend} from '../backend.js'
 import {BufferedBackend} from '../buffered-backend.js'
 import {parseUrlWithProtocol, urlWithoutCredentials} from '../connection-url.js'
 import {DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS} from '../options.js'
@@ -40,10 +40,11 @@ export {READ_EVENTS_LIMIT} from './queries.js'
  * Connection, TLS and credentials: {@link ClickHouseConnection}. The lifecycle is the one every
  * backend follows ({@link CountBackend}).
  */
-export class ClickHouseBackend extends BufferedBackend<TsvBatch> implements RangeCountBackend {
+export class ClickHouseBackend extends BufferedBackend<TsvBatch> implements RangeCountBackend, FreshnessBackend {
   readonly name = 'clickhouse'
   readonly exact = true
   readonly timeResolution = 'exact'
+  readonly freshnessMeasure = 'newest-event'
   readonly location: string
   readonly database: string
   readonly table: string
@@ -127,6 +128,11 @@ export class ClickHouseBackend extends BufferedBackend<TsvBatch> implements Rang
 
   async countSeries(query: BoundedCountQuery, by: BucketSize): Promise<SeriesPoint[]> {
     return this.queries.countSeries(query, by)
+  }
+
+  /** Epoch ms of the newest event stored (its timestamp); undefined while none is. */
+  async freshness(): Promise<number | undefined> {
+    return this.queries.newestEventMs()
   }
 
   /** Rows in the events table as stored, copies from replays included until background merges drop them. */

@@ -153,6 +153,19 @@ export class ClickHouseQueries {
     return denseSeries(query, by, new Map(rows.map((row) => [Number(row.bucket), Number(row.count)])))
   }
 
+  /**
+   * Epoch ms of the newest event stored (the largest event timestamp); undefined while the table is
+   * empty. One column of the events table is read, duplicates and all: they do not change the maximum.
+   */
+  async newestEventMs(): Promise<number | undefined> {
+    await this.ready()
+    const [row] = await this.connection.select<{events: string | number; newest: string | number}>(
+      'reading the newest event time',
+      `SELECT count() AS events, max(${rawEventMs(this.layout)}) AS newest FROM ${this.table.queryTables.events}`,
+    )
+    return Number(row.events) === 0 ? undefined : Number(row.newest)
+  }
+
   /** Rows in the events table as stored, copies from replays included until background merges drop them. */
   async rowCount(): Promise<number> {
     await this.ready()

@@ -24,6 +24,7 @@ export interface RedisCommands {
   eval(script: string, options: {keys: string[]; arguments: string[]}): Promise<unknown>
   evalSha(sha1: string, options: {keys: string[]; arguments: string[]}): Promise<unknown>
   del(keys: string | string[]): Promise<number>
+  get(key: string): Promise<string | null>
   close(): Promise<void>
   destroy(): void
 }

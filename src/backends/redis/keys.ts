@@ -40,6 +40,11 @@ export class RedisKeys {
     return `${this.prefix}:he:${hourLabel(hourStartMs)}:${code}`
   }
 
+  /** When the backend last wrote (epoch ms, the writer's clock), for the dashboard's freshness. */
+  lastWrite(): string {
+    return `${this.prefix}:last-write`
+  }
+
   temporary(): string {
     return `${this.prefix}:tmp:${randomBytes(8).toString('hex')}`
   }

@@ -58,6 +58,13 @@ export class RedisQueries {
     return this.failures.request('PFCOUNT failed', () => client.pfCount(this.keys.allTime))
   }
 
+  /** When the backend last wrote (epoch ms); undefined before its first write. */
+  async lastWriteMs(): Promise<number | undefined> {
+    const client = await this.commands()
+    const value = await this.failures.request('reading the last write time', () => client.get(this.keys.lastWrite()))
+    return value === null ? undefined : Number(value)
+  }
+
   /** Estimated distinct devices in the range (widened to whole UTC hours) and error codes. */
   async countUnique(query: CountQuery): Promise<number> {
     validateQuery(query)

@@ -1,5 +1,5 @@
 import type {BoundedCountQuery, BucketSize, CountQuery, SeriesPoint} from '../../query/count-query.js'
-import type {BackendError, RangeCountBackend} from '../backend.js'
+import type {BackendError, FreshnessBackend, RangeCountBackend} from '../backend.js'
 import {BufferedBackend} from '../buffered-backend.js'
 import {validateRedisKey} from '../identifiers.js'
 import {DEFAULT_BATCH_SIZE} from '../options.js'
@@ -25,7 +25,8 @@ export {SCRIPT_MAX_DEVICES} from './writer.js'
  * - `K`: every device ever (the all-time count),
  * - `{K}:e:<code>`: devices that ever reported that error code,
  * - `{K}:h:<YYYYMMDDHH>`: devices with an event in that UTC hour,
- * - `{K}:he:<YYYYMMDDHH>:<code>`: devices that reported that code in that hour.
+ * - `{K}:he:<YYYYMMDDHH>:<code>`: devices that reported that code in that hour,
+ * - `{K}:last-write`: when the backend last wrote (epoch ms), set by the same command as the PFADDs.
  * Hourly keys expire `bucketTtlMs` after their hour ended (0: never); events for an hour already past
  * that go only into the all-time and error-code keys. A time range is counted as the union (PFCOUNT
  * over several keys) of the hours it touches, so it is widened outward to whole UTC hours; ranges of
@@ -49,10 +50,11 @@ export {SCRIPT_MAX_DEVICES} from './writer.js'
  * HyperLogLog; a lost connection is opened again by the next operation; writes are retried with
  * capped exponential backoff while counts fail at once.
  */
-export class RedisBackend extends BufferedBackend<DeviceSets> implements RangeCountBackend {
+export class RedisBackend extends BufferedBackend<DeviceSets> implements RangeCountBackend, FreshnessBackend {
   readonly name = 'redis'
   readonly exact = false
   readonly timeResolution = 'hour'
+  readonly freshnessMeasure = 'last-write'
   readonly location: string
   readonly key: string
   readonly keys: RedisKeys
@@ -90,6 +92,11 @@ export class RedisBackend extends BufferedBackend<DeviceSets> implements RangeCo
 
   async count(): Promise<number> {
     return this.queries.count()
+  }
+
+  /** When the backend last wrote (epoch ms, this process's clock); undefined before the first write. */
+  async freshness(): Promise<number | undefined> {
+    return this.queries.lastWriteMs()
   }
 
   /**

@@ -4,8 +4,10 @@ import {createHash} from 'node:crypto'
 export const PFADD_CHUNK_SIZE = 1000
 
 /**
- * Writes one batch as a single command. KEYS[1] is the all-time key. ARGV starts with the number of
- * keys that get an expiry, then (key index, epoch seconds) pairs; the rest are groups, one per
+ * Writes one batch as a single command. KEYS[1] is the all-time key, KEYS[2] the last-write key.
+ * ARGV[1] is the time of the write (epoch ms), which KEYS[2] takes unless it holds a later one (writers
+ * whose clocks differ a little keep it moving forward). ARGV[2] is the number of keys that get an
+ * expiry, then come (key index, epoch seconds) pairs; the rest are groups, one per
  * (UTC hour, error code) of the batch: the indexes of its error-code, hour and hour×code keys (0: the
  * hour is past its TTL, skip it), then its devices: a count and that many devices given one per
  * argument (devices that are empty or hold a line feed), then all the others in one argument,
@@ -25,7 +27,7 @@ local function addAll(codeKey, hourKey, hourCodeKey, devices, first, last)
     first = upto + 1
   end
 end
-local at = 2 + 2 * tonumber(ARGV[1])
+local at = 3 + 2 * tonumber(ARGV[2])
 while at <= #ARGV do
   local codeKey = KEYS[tonumber(ARGV[at])]
   local hourKey = KEYS[tonumber(ARGV[at + 1])]
@@ -41,9 +43,11 @@ while at <= #ARGV do
   addAll(codeKey, hourKey, hourCodeKey, joined, 1, count)
   at = at + 5 + separate
 end
-for pair = 1, tonumber(ARGV[1]) do
-  redis.call('EXPIREAT', KEYS[tonumber(ARGV[2 * pair])], ARGV[2 * pair + 1])
+for pair = 1, tonumber(ARGV[2]) do
+  redis.call('EXPIREAT', KEYS[tonumber(ARGV[2 * pair + 1])], ARGV[2 * pair + 2])
 end
+local lastWrite = tonumber(redis.call('GET', KEYS[2]))
+if not lastWrite or lastWrite < tonumber(ARGV[1]) then redis.call('SET', KEYS[2], ARGV[1]) end
 return #KEYS
 `
 export const WRITE_SCRIPT_SHA1 = createHash('sha1').update(WRITE_SCRIPT).digest('hex')

@@ -87,7 +87,7 @@ export class RedisWriter implements BatchSink<DeviceEvent, DeviceSets> {
       const expiresAt = this.bucketTtlMs === 0 ? 0 : Math.ceil(((hour + 1) * HOUR_MS + this.bucketTtlMs) / 1000)
       const iterator = devices.values()
       for (let left = devices.size; left > 0;) {
-        if (!call || call.devices >= SCRIPT_MAX_DEVICES) calls.push((call = new ScriptCall(this.keys.allTime)))
+        if (!call || call.devices >= SCRIPT_MAX_DEVICES) calls.push((call = new ScriptCall(this.keys, nowMs)))
         const take = Math.min(left, SCRIPT_MAX_DEVICES - call.devices)
         const codeIndex = call.keyIndex(this.keys.errorCode(code), 0)
         const hourIndex = keepsHour ? call.keyIndex(this.keys.hour(hour * HOUR_MS), expiresAt) : 0
@@ -108,7 +108,7 @@ export class RedisWriter implements BatchSink<DeviceEvent, DeviceSets> {
   }
 }
 
-/** One WRITE_SCRIPT call being built: its keys (each once, the all-time key first), expiries and groups. */
+/** One WRITE_SCRIPT call being built: its keys (each once, the all-time and last-write keys first), expiries and groups. */
 class ScriptCall {
   readonly keys: string[]
   private readonly indexes = new Map<string, number>()
@@ -116,8 +116,11 @@ class ScriptCall {
   readonly groups: string[] = []
   devices = 0
 
-  constructor(allTimeKey: string) {
-    this.keys = [allTimeKey]
+  constructor(
+    keys: RedisKeys,
+    private readonly writtenAtMs: number,
+  ) {
+    this.keys = [keys.allTime, keys.lastWrite()]
   }
 
   /** The 1-based index of `key` in KEYS, adding it (with its expiry, 0 for none) the first time. */
@@ -133,6 +136,6 @@ class ScriptCall {
   }
 
   arguments(): {keys: string[]; args: string[]} {
-    return {keys: this.keys, args: [String(this.expiries.length / 2)].concat(this.expiries, this.groups)}
+    return {keys: this.keys, args: [String(this.writtenAtMs), String(this.expiries.length / 2)].concat(this.expiries, this.groups)}
   }
 }

@@ -1,3 +1,5 @@
+import {type Browser, chromium} from 'playwright-core'
+
 /** Debian's Chromium (scripts/services browser); the test command exports its path. */
 export const CHROMIUM = process.env.IPC_CHROMIUM ?? '/usr/bin/chromium'
 /** Without the networking switches, Chromium's own calls home wait on this machine's closed network. */
@@ -10,3 +12,8 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ]
+
+/** Headless Chromium as the dashboard tests drive it. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({executablePath: CHROMIUM, args: CHROMIUM_ARGS})
+}

@@ -128,9 +128,12 @@ interface InsertRun {
   settleRawCpuMicrosPerEvent?: number
   /** Inserts plus settle. */
   totalCpuMicrosPerEvent?: number
+  /** The settle time: SETTLE_MS, then until no merge ran. */
+  settleMs: number
   /** Merges still running when the settle time ended. */
   mergesAfterSettle: number
-  /** Active parts of each table of the database after the settle time. */
+  /** Active parts of each table of the database right after the inserts, and after the settle time. */
+  partsAfterInserts: Record<string, number>
   activeParts: Record<string, number>
 }
 
@@ -195,6 +198,17 @@ function writerInserter(env: ServiceEnv, database: string): Inserter {
   }
 }
 
+/** Active parts of each table of a database. */
+async function activeParts(client: ClickHouseClient, database: string): Promise<Record<string, number>> {
+  const parts = await (
+    await client.query({
+      query: `SELECT table, count() AS parts FROM system.parts WHERE database = '${database}' AND active GROUP BY table ORDER BY table`,
+      format: 'JSONEachRow',
+    })
+  ).json<{table: string; parts: string | number}>()
+  return Object.fromEntries(parts.map((part) => [part.table, Number(part.parts)]))
+}
+
 async function queryNumber(client: ClickHouseClient, query: string): Promise<number> {
   const [row] = await (await client.query({query, format: 'JSONEachRow'})).json<Record<string, string | number>>()
   return Number(Object.values(row)[0])
@@ -209,6 +223,7 @@ async function runLayout(
   data: {events: readonly DeviceEvent[]; distinctDevices: number},
   idleCpuMsPerSecond: number | undefined,
   serverLayout: TimestampLayout,
+  mergesStopped: boolean,
 ): Promise<InsertRun> {
   const tables = schemaTables(TABLE, false)
   const q = (name: string) => `${database}.${name}`
@@ -222,6 +237,12 @@ async function runLayout(
       if (!layout.views.devices) await client.command({query: `DROP TABLE ${q(tables.devicesView)}`})
       if (!layout.views.hourly) await client.command({query: `DROP TABLE ${q(tables.hourlyView)}`})
     }
+    const mergeTrees = (
+      await (
+        await client.query({query: `SELECT name FROM system.tables WHERE database = '${database}' AND engine LIKE '%MergeTree'`, format: 'JSONEachRow'})
+      ).json<{name: string}>()
+    ).map((table) => q(table.name))
+    if (mergesStopped) for (const table of mergeTrees) await client.command({query: `SYSTEM STOP MERGES ${table}`})
     await waitForClickHouseMerges(env.CLICKHOUSE_URL)
 
     const stopInsertCpu = await measureServiceCpu(['clickhouse'])
@@ -229,13 +250,19 @@ async function runLayout(
     await inserter.insert(data.events)
     const insertMs = performance.now() - started
     const insertCpuMs = await stopInsertCpu()
+    const partsAfterInserts = await activeParts(client, database)
 
+    // The settle time, then until no merge runs (at most a minute): the merges of the parts just written.
     const stopSettleCpu = await measureServiceCpu(['clickhouse'])
+    const settleStarted = performance.now()
+    if (mergesStopped) for (const table of mergeTrees) await client.command({query: `SYSTEM START MERGES ${table}`})
     await sleep(SETTLE_MS)
+    await waitForClickHouseMerges(env.CLICKHOUSE_URL, 60_000)
     const settleRawCpuMs = await stopSettleCpu()
+    const settleMs = performance.now() - settleStarted
     const mergesAfterSettle = await queryNumber(client, `SELECT count() FROM system.merges WHERE database = '${database}'`)
     const settleCpuMs =
-      settleRawCpuMs === undefined || idleCpuMsPerSecond === undefined ? undefined : Math.max(0, settleRawCpuMs - (idleCpuMsPerSecond * SETTLE_MS) / 1000)
+      settleRawCpuMs === undefined || idleCpuMsPerSecond === undefined ? undefined : Math.max(0, settleRawCpuMs - (idleCpuMsPerSecond * settleMs) / 1000)
 
     // Checks, after the clock: every event stored, every device in each rollup that is fed.
     const rows = await queryNumber(client, `SELECT count() FROM ${q(TABLE)}`)
@@ -250,12 +277,7 @@ async function runLayout(
       const expected = fed ? data.distinctDevices : 0
       if (devices !== expected) throw new BenchError(`${layout.name}: ${rollup} holds ${devices} devices, expected ${expected}`)
     }
-    const parts = await (
-      await client.query({
-        query: `SELECT table, count() AS parts FROM system.parts WHERE database = '${database}' AND active GROUP BY table ORDER BY table`,
-        format: 'JSONEachRow',
-      })
-    ).json<{table: string; parts: string | number}>()
+    const parts = await activeParts(client, database)
 
     const insertCpu = microsPerEvent(insertCpuMs, data.events.length)
     const settleCpu = microsPerEvent(settleCpuMs, data.events.length)
@@ -266,8 +288,10 @@ async function runLayout(
       settleCpuMicrosPerEvent: settleCpu,
       settleRawCpuMicrosPerEvent: microsPerEvent(settleRawCpuMs, data.events.length),
       totalCpuMicrosPerEvent: insertCpu === undefined || settleCpu === undefined ? undefined : insertCpu + settleCpu,
+      settleMs,
       mergesAfterSettle,
-      activeParts: Object.fromEntries(parts.map((part) => [part.table, Number(part.parts)])),
+      partsAfterInserts,
+      activeParts: parts,
     }
   } finally {
     await inserter.close()
@@ -280,7 +304,21 @@ interface LayoutSummary {
   insertCpuMicrosPerEvent?: number
   settleCpuMicrosPerEvent?: number
   totalCpuMicrosPerEvent?: number
+  /** Server CPU over the inserts with the tables' merges stopped: the inserts alone. */
+  stoppedInsertCpuMicrosPerEvent?: number
+  /** Server CPU after those inserts, merges started again: their merges, deferred. */
+  stoppedSettleCpuMicrosPerEvent?: number
+  /** The merges' share of the total: total (merges running) minus the inserts with merges stopped, per round. */
+  mergeCpuMicrosPerEvent?: number
   runs: InsertRun[]
+  stoppedRuns: InsertRun[]
+}
+
+/** A round's merges: its total with merges running less its inserts with merges stopped. */
+function mergeCpu(run: InsertRun, stopped: InsertRun | undefined): number | undefined {
+  const total = run.totalCpuMicrosPerEvent
+  const inserts = stopped?.insertCpuMicrosPerEvent
+  return total === undefined || inserts === undefined ? undefined : total - inserts
 }
 
 /** Median over the rounds of `minuend − subtrahend (− …)` of a measure, each round's runs paired. */
@@ -288,13 +326,13 @@ function roundDifference(
   runs: Partial<Record<LayoutName, InsertRun[]>>,
   plus: readonly LayoutName[],
   minus: readonly LayoutName[],
-  measure: (run: InsertRun) => number | undefined,
+  measure: (run: InsertRun, round: number, name: LayoutName) => number | undefined,
 ): number | undefined {
   if ([...plus, ...minus].some((name) => runs[name] === undefined)) return undefined
   const differences = Array.from({length: ROUNDS}, (_, round) => {
     let sum = 0
-    for (const name of plus) sum += measure((runs[name] as InsertRun[])[round]) ?? Number.NaN
-    for (const name of minus) sum -= measure((runs[name] as InsertRun[])[round]) ?? Number.NaN
+    for (const name of plus) sum += measure((runs[name] as InsertRun[])[round], round, name) ?? Number.NaN
+    for (const name of minus) sum -= measure((runs[name] as InsertRun[])[round], round, name) ?? Number.NaN
     return sum
   })
   return medianOf(differences)
@@ -309,6 +347,7 @@ async function main(): Promise<void> {
     const id = uniqueName('ipc_bench_chins')
     const databases: string[] = []
     const runs: Partial<Record<LayoutName, InsertRun[]>> = {}
+    const stoppedRuns: Partial<Record<LayoutName, InsertRun[]>> = {}
     let idleCpu: number | undefined
     let serverLayout: TimestampLayout = 'datetime64'
     try {
@@ -322,17 +361,20 @@ async function main(): Promise<void> {
         // Each round starts at another layout, so that none always runs first (after the idle measurement) or right after another.
         const shift = ((round - 1) * Math.ceil(layouts.length / ROUNDS)) % layouts.length
         for (const layout of [...layouts.slice(shift), ...layouts.slice(0, shift)]) {
-          const database = `${id}_${layout.name}_${round}`
-          databases.push(database)
-          progress(`round ${round}/${ROUNDS}: ${layout.label}`)
-          const run = await runLayout(env, client, layout, database, data, idleCpu, serverLayout)
-          ;(runs[layout.name] ??= []).push(run)
-          progress(
-            `  ${formatInt(run.eventsPerSecond)} events/s, server CPU ${formatMicros(run.insertCpuMicrosPerEvent)} µs/event inserting + ` +
-              `${formatMicros(run.settleCpuMicrosPerEvent)} settling; ${run.mergesAfterSettle} merges left; parts ${JSON.stringify(run.activeParts)}`,
-          )
-          // Its parts would otherwise merge during the next layout's run.
-          await dropClickHouseDatabases(env.CLICKHOUSE_URL, [database])
+          for (const mergesStopped of [false, true]) {
+            const database = `${id}_${layout.name}_${mergesStopped ? 'stopped_' : ''}${round}`
+            databases.push(database)
+            progress(`round ${round}/${ROUNDS}: ${layout.label}${mergesStopped ? ', merges stopped during the inserts' : ''}`)
+            const run = await runLayout(env, client, layout, database, data, idleCpu, serverLayout, mergesStopped)
+            ;((mergesStopped ? stoppedRuns : runs)[layout.name] ??= []).push(run)
+            progress(
+              `  ${formatInt(run.eventsPerSecond)} events/s, server CPU ${formatMicros(run.insertCpuMicrosPerEvent)} µs/event inserting + ` +
+                `${formatMicros(run.settleCpuMicrosPerEvent)} in ${formatInt(run.settleMs)} ms after; ${run.mergesAfterSettle} merges left; ` +
+                `parts ${JSON.stringify(run.partsAfterInserts)} → ${JSON.stringify(run.activeParts)}`,
+            )
+            // Its parts would otherwise merge during the next run.
+            await dropClickHouseDatabases(env.CLICKHOUSE_URL, [database])
+          }
         }
       }
     } finally {
@@ -349,7 +391,11 @@ async function main(): Promise<void> {
           insertCpuMicrosPerEvent: medianOf(layoutRuns.map((run) => run.insertCpuMicrosPerEvent)),
           settleCpuMicrosPerEvent: medianOf(layoutRuns.map((run) => run.settleCpuMicrosPerEvent)),
           totalCpuMicrosPerEvent: medianOf(layoutRuns.map((run) => run.totalCpuMicrosPerEvent)),
+          stoppedInsertCpuMicrosPerEvent: medianOf((stoppedRuns[layout.name] as InsertRun[]).map((run) => run.insertCpuMicrosPerEvent)),
+          stoppedSettleCpuMicrosPerEvent: medianOf((stoppedRuns[layout.name] as InsertRun[]).map((run) => run.settleCpuMicrosPerEvent)),
+          mergeCpuMicrosPerEvent: medianOf(layoutRuns.map((run, index) => mergeCpu(run, (stoppedRuns[layout.name] as InsertRun[])[index]))),
           runs: layoutRuns,
+          stoppedRuns: stoppedRuns[layout.name] as InsertRun[],
         }
         return [layout.name, summary]
       }),
@@ -363,6 +409,8 @@ async function main(): Promise<void> {
         formatMicros(s.insertCpuMicrosPerEvent),
         formatMicros(s.settleCpuMicrosPerEvent),
         formatMicros(s.totalCpuMicrosPerEvent),
+        formatMicros(s.stoppedInsertCpuMicrosPerEvent),
+        formatMicros(s.mergeCpuMicrosPerEvent),
       ]
     })
     const derivations: Array<{name: string; label: string; plus: LayoutName[]; minus: LayoutName[]}> = [
@@ -373,25 +421,43 @@ async function main(): Promise<void> {
       {name: 'key', label: 'ReplacingMergeTree by coordinates vs no key (2 − 5)', plus: ['events'], minus: ['plain']},
       {name: 'coordinates', label: 'coordinate columns, time columns and monthly partitions vs the engine table (5 − 6)', plus: ['plain'], minus: ['engine']},
     ]
-    const derived: Record<string, {label: string; insert?: number; settle?: number; total?: number}> = {}
+    const derived: Record<string, {label: string; insert?: number; settle?: number; total?: number; stoppedInsert?: number; merges?: number}> = {}
     for (const derivation of derivations) {
-      const insert = roundDifference(runs, derivation.plus, derivation.minus, (run) => run.insertCpuMicrosPerEvent)
+      const difference = (of: Partial<Record<LayoutName, InsertRun[]>>, measure: (run: InsertRun, round: number, name: LayoutName) => number | undefined) =>
+        roundDifference(of, derivation.plus, derivation.minus, measure)
+      const insert = difference(runs, (run) => run.insertCpuMicrosPerEvent)
       if (insert === undefined) continue
-      const settle = roundDifference(runs, derivation.plus, derivation.minus, (run) => run.settleCpuMicrosPerEvent)
-      const total = roundDifference(runs, derivation.plus, derivation.minus, (run) => run.totalCpuMicrosPerEvent)
-      derived[derivation.name] = {label: derivation.label, insert, settle, total}
-      rows.push([`Δ ${derivation.label}`, '-', formatMicros(insert), formatMicros(settle), formatMicros(total)])
+      const settle = difference(runs, (run) => run.settleCpuMicrosPerEvent)
+      const total = difference(runs, (run) => run.totalCpuMicrosPerEvent)
+      const stoppedInsert = difference(stoppedRuns, (run) => run.insertCpuMicrosPerEvent)
+      const merges = difference(runs, (run, round, name) => mergeCpu(run, stoppedRuns[name]?.[round]))
+      derived[derivation.name] = {label: derivation.label, insert, settle, total, stoppedInsert, merges}
+      rows.push([
+        `Δ ${derivation.label}`,
+        '-',
+        formatMicros(insert),
+        formatMicros(settle),
+        formatMicros(total),
+        formatMicros(stoppedInsert),
+        formatMicros(merges),
+      ])
     }
-    console.log(renderTable(['layout', 'events/s', 'server CPU µs/event: inserts', `+ ${SETTLE_MS / 1000} s after (merges)`, '= total'], rows))
+    console.log(
+      renderTable(
+        ['layout', 'events/s', 'server CPU µs/event: inserts', '+ after (merges)', '= total', 'inserts, merges stopped', 'merges: total − that'],
+        rows,
+      ),
+    )
     console.log(
       `data: ${formatInt(EVENTS)} events of ${formatInt(data.distinctDevices)} devices, inserted through the clickhouse backend's add()/flush() ` +
         `(TsvBatch, TabSeparated inserts of up to 10,000 rows, one in flight), each layout in a fresh database; median of ${ROUNDS} rounds, ` +
         `Δ rows: median of per-round differences; events/s from the first add() to the last durable receipt`,
     )
     console.log(
-      `server CPU: user + system time of the ClickHouse server (/proc/<pid>/stat) per event, over the inserts, and over ${SETTLE_MS / 1000} s after ` +
-        `them less its idle CPU over as long (${idleCpu === undefined ? '-' : idleCpu.toFixed(0)} ms CPU/s, measured before the rounds); merges ` +
-        `that run during the inserts count in the first column`,
+      `server CPU: user + system time of the ClickHouse server (/proc/<pid>/stat) per event, over the inserts, and after them over ${SETTLE_MS / 1000} s ` +
+        `and until no merge ran, less its idle CPU over as long (${idleCpu === undefined ? '-' : idleCpu.toFixed(0)} ms CPU/s, measured before the rounds); ` +
+        `merges that run during the inserts count in the inserts column. 'merges stopped': the same inserts into another fresh database with ` +
+        `SYSTEM STOP MERGES on its tables until the inserts ended (the inserts alone); the merges' share is each round's total less that`,
     )
 
     writeResults('clickhouse-inserts', {

@@ -24,7 +24,8 @@
  * Derived: each view's cost (its layout minus events alone), the key's (events alone minus plain),
  * as medians of per-round differences. A breakdown, not a target: no PASS/MISS.
  * Settings: BENCH_CH_INSERTS_EVENTS, BENCH_CH_INSERTS_DEVICES, BENCH_CH_INSERTS_ROUNDS,
- * BENCH_CH_INSERTS_SETTLE_MS, BENCH_CH_INSERTS_LAYOUTS (comma-separated names).
+ * BENCH_CH_INSERTS_SETTLE_MS, BENCH_CH_INSERTS_BATCH_SIZE (rows per insert, default the backend's),
+ * BENCH_CH_INSERTS_LAYOUTS (comma-separated names).
  * Writes bench/results/clickhouse-inserts.json.
  */
 import {createClient as createClickHouseClient, type ClickHouseClient} from '@clickhouse/client'
@@ -64,6 +65,8 @@ const DEVICES = envInteger('BENCH_CH_INSERTS_DEVICES', 10_000)
 const ROUNDS = envInteger('BENCH_CH_INSERTS_ROUNDS', 3)
 /** After the inserts, the server's CPU is counted for this long: the merges of the parts just written. */
 const SETTLE_MS = envInteger('BENCH_CH_INSERTS_SETTLE_MS', 5000)
+/** Rows per insert: the backend's batch size (`consume --batch-size`). */
+const BATCH_SIZE = envInteger('BENCH_CH_INSERTS_BATCH_SIZE', DEFAULT_BATCH_SIZE)
 const PARTITIONS = 16
 const SEED = 20_241_122
 const TOPIC = 'ipc_bench_clickhouse_inserts'
@@ -157,7 +160,14 @@ interface Inserter {
 }
 
 function backendOptions(env: ServiceEnv, database: string): ClickHouseOptions {
-  return {clickhouseUrl: env.CLICKHOUSE_URL, clickhouseUser: 'default', clickhousePassword: '', clickhouseDatabase: database, clickhouseTable: TABLE}
+  return {
+    clickhouseUrl: env.CLICKHOUSE_URL,
+    clickhouseUser: 'default',
+    clickhousePassword: '',
+    clickhouseDatabase: database,
+    clickhouseTable: TABLE,
+    batchSize: BATCH_SIZE,
+  }
 }
 
 /** As `ipc consume` inserts: the backend (schema prepared by connect()), add() per chunk, then flush(). */
@@ -188,9 +198,9 @@ function writerInserter(env: ServiceEnv, database: string): Inserter {
   const writer = new ClickHouseWriter(connection, table)
   return {
     async insert(events) {
-      for (let start = 0; start < events.length; start += DEFAULT_BATCH_SIZE) {
+      for (let start = 0; start < events.length; start += BATCH_SIZE) {
         const batch = writer.newBatch()
-        for (let index = start; index < Math.min(events.length, start + DEFAULT_BATCH_SIZE); index++) batch.append(events[index])
+        for (let index = start; index < Math.min(events.length, start + BATCH_SIZE); index++) batch.append(events[index])
         await writer.write(batch)
       }
     },
@@ -450,7 +460,7 @@ async function main(): Promise<void> {
     )
     console.log(
       `data: ${formatInt(EVENTS)} events of ${formatInt(data.distinctDevices)} devices, inserted through the clickhouse backend's add()/flush() ` +
-        `(TsvBatch, TabSeparated inserts of up to 10,000 rows, one in flight), each layout in a fresh database; median of ${ROUNDS} rounds, ` +
+        `(TsvBatch, TabSeparated inserts of up to ${formatInt(BATCH_SIZE)} rows, one in flight), each layout in a fresh database; median of ${ROUNDS} rounds, ` +
         `Δ rows: median of per-round differences; events/s from the first add() to the last durable receipt`,
     )
     console.log(
@@ -462,6 +472,7 @@ async function main(): Promise<void> {
 
     writeResults('clickhouse-inserts', {
       timestampLayout: serverLayout,
+      batchSize: BATCH_SIZE,
       events: EVENTS,
       distinctDevices: data.distinctDevices,
       rounds: ROUNDS,

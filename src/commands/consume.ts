@@ -53,7 +53,8 @@ export default class Consume extends IpcCommand {
       'to that topic with the reason in the ipc.error.reason header.',
     '',
     "Topics compressed with any codec Kafka defines are read: gzip, snappy (raw and the Java client's framing), " +
-      'lz4 and zstd. A record batch that does not decompress or names an unknown codec stops the consumer with one ' +
+      'lz4 and zstd. A record batch that does not decompress, names an unknown codec or holds records whose lengths ' +
+      'do not fit in it stops the consumer with one ' +
       'line naming topic, partition and offset, and exit code 4; what came before it is stored and committed, ' +
       'nothing from it on.',
     '',

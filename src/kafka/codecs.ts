@@ -152,6 +152,11 @@ export function undecodableReason(value: Buffer | null): string | undefined {
 export function undecodableRecords(compressed: Buffer, reason: string): Buffer {
   const count = recordCountBefore(compressed)
   if (count === undefined) throw new CompressedDataError(reason)
+  return undecodableRecordsOf(count, reason)
+}
+
+/** `count` records (offset deltas 0 to count - 1) in Kafka's record format whose values carry `reason`. */
+export function undecodableRecordsOf(count: number, reason: string): Buffer {
   const value = Buffer.concat([UNDECODABLE_TAG, Buffer.from(reason.slice(0, 500))])
   const records: Buffer[] = []
   for (let offsetDelta = 0; offsetDelta < count; offsetDelta++) {

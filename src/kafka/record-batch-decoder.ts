@@ -1,4 +1,5 @@
 import {createRequire, Module} from 'node:module'
+import {undecodableRecordsOf} from './codecs.js'
 
 /**
  * A record batch decoder for kafkajs 2.2.4 that gives exactly what kafkajs's own decoder gives
@@ -12,9 +13,12 @@ import {createRequire, Module} from 'node:module'
  * It is installed in place of kafkajs's module (`src/protocol/recordBatch/v0/decoder.js`) before
  * the first fetch, rather than patched into node_modules, so that the package installed with
  * `npm install -g` has it too. Records the fast path does not cover (headers, deltas or offsets
- * beyond 2^53, anything malformed) go through kafkajs's own decoder, record by record or for the
- * whole batch, so that malformed input fails exactly as before. `IPC_KAFKA_RECORD_DECODER=kafkajs`
- * keeps kafkajs's decoder.
+ * beyond 2^53) go through kafkajs's own decoder once their lengths and counts are checked. A record
+ * whose lengths or counts do not fit in its batch (kafkajs does not check the CRC either) does not
+ * reach kafkajs's decoder, which reads garbage past it and, with a large header count, never ends:
+ * the batch becomes records carrying the reason ({@link undecodableRecordsOf}), which the consumer
+ * reports with its topic, partition and offset, as it does a batch that does not decompress.
+ * `IPC_KAFKA_RECORD_DECODER=kafkajs` keeps kafkajs's decoder.
  */
 
 const require = createRequire(import.meta.url)
@@ -134,45 +138,60 @@ async function decodeRecords(codec: Codec | null, decoder: KafkaDecoder, context
     const start = decoder.offset
     const count = decoder.buffer.length - start >= 4 ? decoder.buffer.readInt32BE(start) : -2
     if (count === -1) return []
-    const records = count >= 0 ? readRecords(decoder.buffer, start + 4, count, context) : undefined
-    if (records) return records
-    decoder.offset = start
-    return decoder.readArray((recordsDecoder) => decodeRecordStock(new Decoder(recordsDecoder.readVarIntBytes()!), context))
+    if (count < 0) {
+      decoder.offset = start
+      return decoder.readArray((recordsDecoder) => decodeRecordStock(new Decoder(recordsDecoder.readVarIntBytes()!), context))
+    }
+    return readRecords(decoder.buffer, start + 4, count, context)
   }
 
   const count = decoder.readInt32()
   if (count <= 0) return []
-  const decompressed = await codec.decompress(decoder.readAll())
-  const records = readRecords(decompressed, 0, count, context)
-  if (records) return records
-  const recordsDecoder = new Decoder(decompressed)
-  const stock = new Array<DecodedRecord>(count)
-  for (let i = 0; i < count; i++) stock[i] = decodeRecordStock(new Decoder(recordsDecoder.readVarIntBytes()!), context)
-  return stock
+  return readRecords(await codec.decompress(decoder.readAll()), 0, count, context)
 }
 
-/**
- * `count` length-prefixed records from `buffer` at `start`, or undefined where a record's length
- * is not one kafkajs would read cleanly (the caller then decodes the batch as kafkajs does).
- */
-function readRecords(buffer: Buffer, start: number, count: number, context: BatchContext): DecodedRecord[] | undefined {
-  if (count > buffer.length - start) return undefined
+/** `count` length-prefixed records from `buffer` at `start`. */
+function readRecords(buffer: Buffer, start: number, count: number, context: BatchContext): DecodedRecord[] {
+  if (count > buffer.length - start) return undecodable(`its header counts ${count} records in ${buffer.length - start} bytes`, count, context)
   const reader = new RecordReader(buffer, start, context)
   const records = new Array<DecodedRecord>(count)
   for (let i = 0; i < count; i++) {
     const length = reader.readVarInt(buffer.length)
-    if (length === undefined || length < 0 || reader.position + length > buffer.length) return undefined
+    if (length === undefined || length < 0 || reader.position + length > buffer.length) {
+      return undecodable(`record ${i} of ${count} has a length that does not fit in the batch`, count, context)
+    }
     const recordStart = reader.position
     const end = recordStart + length
-    records[i] = reader.readRecord(end) ?? decodeRecordStock(new Decoder(buffer.subarray(recordStart, end)), context)
+    let record = reader.readRecord(end)
+    if (record === undefined) {
+      reader.position = recordStart
+      if (!reader.isWellFormed(end)) return undecodable(`record ${i} of ${count} has lengths that do not fit in it`, count, context)
+      record = decodeRecordStock(new Decoder(buffer.subarray(recordStart, end)), context)
+    }
+    records[i] = record
     reader.position = end
   }
   return records
 }
 
+/** Most records that stand in for a batch that cannot be read (its offsets from the first on). */
+const MAX_UNDECODABLE_RECORDS = 100_000
+
+/**
+ * In place of a batch that cannot be read: a record per offset it spans (as its header says, within
+ * reason), each carrying the reason, so that the consumer stops at the first offset it fetched of
+ * the batch, saying where and why.
+ */
+function undecodable(reason: string, count: number, context: BatchContext): DecodedRecord[] {
+  const records = Math.max(1, Math.min(count, context.lastOffsetDelta + 1, MAX_UNDECODABLE_RECORDS))
+  return readRecords(undecodableRecordsOf(records, `the record batch is corrupt: ${reason}`), 0, records, context)
+}
+
 /** Kafka's zigzag varint of at most this many bytes fits in 32 bits; a varlong of at most 7, exactly in a double. */
 const MAX_VARINT_BYTES = 5
 const MAX_EXACT_VARLONG_BYTES = 7
+/** kafkajs reads a varlong of at most ten bytes. */
+const MAX_VARLONG_BYTES = 10
 
 class RecordReader {
   position: number
@@ -225,6 +244,23 @@ class RecordReader {
     }
   }
 
+  /**
+   * Whether the record from here to `end` has lengths and counts that fit in it: then kafkajs's
+   * decoder reads it without running past it.
+   */
+  isWellFormed(end: number): boolean {
+    if (this.position >= end) return false
+    this.position++ // attributes
+    if (this.readVarLong(end, MAX_VARLONG_BYTES) === undefined || this.readVarInt(end) === undefined) return false
+    if (this.readBytes(end) === undefined || this.readBytes(end) === undefined) return false
+    const headers = this.readVarInt(end)
+    if (headers === undefined || headers < -1 || headers > (end - this.position) / 2) return false
+    for (let header = 0; header < headers; header++) {
+      if (this.readBytes(end) === undefined || this.readBytes(end) === undefined) return false
+    }
+    return true
+  }
+
   /** kafkajs's `readVarInt` (the same arithmetic), for at most five bytes before `end`. */
   readVarInt(end: number): number | undefined {
     let result = 0
@@ -239,14 +275,14 @@ class RecordReader {
     return (result >>> 1) ^ -(result & 1)
   }
 
-  /** A zigzag varlong of at most seven bytes, as a number (exact below 2^49). */
-  private readVarLong(end: number): number | undefined {
+  /** A zigzag varlong of at most `maxBytes` bytes, as a number (exact below 2^49, seven bytes). */
+  private readVarLong(end: number, maxBytes = MAX_EXACT_VARLONG_BYTES): number | undefined {
     let result = 0
     let scale = 1
     let bytes = 0
     let byte: number
     do {
-      if (this.position >= end || bytes === MAX_EXACT_VARLONG_BYTES) return undefined
+      if (this.position >= end || bytes === maxBytes) return undefined
       byte = this.buffer[this.position++]
       result += (byte & 0x7f) * scale
       scale *= 128

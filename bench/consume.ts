@@ -97,6 +97,20 @@ const V8_HEAP_LABEL = "V8's own heap growth (--heap-growing-percent 0)"
 type BackendName = 'redis' | 'clickhouse'
 const BACKENDS: readonly BackendName[] = ['redis', 'clickhouse']
 
+/** A row of `ipc consume` runs: its names' tag, its label, where its runs go, its flags and what its progress line shows. */
+interface ConsumeRow {
+  tag: string
+  label: string
+  into: Record<BackendName, ConsumeRun[]>
+  workers?: number
+  args?: string[]
+  detail?: (run: ConsumeRun) => string
+}
+
+const peakRss = (run: ConsumeRun): string => `peak RSS ${formatMb(run.peakRssKb)}`
+const joinAndPeak = (run: ConsumeRun): string => `join ${formatMs(run.joinMs)} ms, ${peakRss(run)}`
+const joinAndDevices = (run: ConsumeRun): string => `${joinAndPeak(run)}, ${formatInt(run.totalDevices)} devices`
+
 interface ConsumeJson {
   reason: string
   totalDevices?: number
@@ -492,51 +506,27 @@ async function main(): Promise<void> {
     const keys: string[] = []
     const databases: string[] = []
     try {
+      /** One `ipc consume` run per backend for a row, into a key and database of its own. */
+      const runEachBackend = async (round: number, row: ConsumeRow): Promise<void> => {
+        for (const backend of BACKENDS) {
+          const suffix = row.tag === '' ? `${round}` : `${row.tag}:${round}`
+          const names = {key: `ipc:bench:${id}:${suffix}`, database: `${id}_${suffix.replace(':', '_')}`}
+          keys.push(names.key)
+          databases.push(names.database)
+          const workers = row.workers ?? 1
+          progress(`round ${round}/${ROUNDS}: ipc consume${workers > 1 ? ` --workers ${workers}` : ''} → ${backend}${row.label}`)
+          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
+          const result = await consumeOnce(topic, backend, distinctDevices, names, workers, row.args)
+          row.into[backend].push(result)
+          progress(`  ${formatInt(result.eventsPerSecond)} events/s, ${(row.detail ?? peakRss)(result)}`)
+        }
+      }
       // Every round runs everything once, so a busy moment on the machine does not favour one.
       for (let round = 1; round <= ROUNDS; round++) {
-        for (const backend of BACKENDS) {
-          const names = {key: `ipc:bench:${id}:${round}`, database: `${id}_${round}`}
-          keys.push(names.key)
-          databases.push(names.database)
-          progress(`round ${round}/${ROUNDS}: ipc consume → ${backend}`)
-          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
-          const result = await consumeOnce(topic, backend, distinctDevices, names)
-          runs[backend].push(result)
-          progress(
-            `  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ` +
-              `${formatMb(result.peakRssKb)}, ${formatInt(result.totalDevices)} devices`,
-          )
-        }
-        for (const backend of BACKENDS) {
-          const names = {key: `ipc:bench:${id}:fetch:${round}`, database: `${id}_fetch_${round}`}
-          keys.push(names.key)
-          databases.push(names.database)
-          progress(`round ${round}/${ROUNDS}: ipc consume → ${backend}, ${OTHER_FETCH_LABEL}`)
-          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
-          const result = await consumeOnce(topic, backend, distinctDevices, names, 1, OTHER_FETCH_ARGS)
-          otherFetchRuns[backend].push(result)
-          progress(`  ${formatInt(result.eventsPerSecond)} events/s, peak RSS ${formatMb(result.peakRssKb)}`)
-        }
-        for (const backend of BACKENDS) {
-          const names = {key: `ipc:bench:${id}:v8heap:${round}`, database: `${id}_v8heap_${round}`}
-          keys.push(names.key)
-          databases.push(names.database)
-          progress(`round ${round}/${ROUNDS}: ipc consume → ${backend}, ${V8_HEAP_LABEL}`)
-          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
-          const result = await consumeOnce(topic, backend, distinctDevices, names, 1, V8_HEAP_ARGS)
-          v8HeapRuns[backend].push(result)
-          progress(`  ${formatInt(result.eventsPerSecond)} events/s, peak RSS ${formatMb(result.peakRssKb)}`)
-        }
-        for (const backend of BACKENDS) {
-          const names = {key: `ipc:bench:${id}:workers:${round}`, database: `${id}_workers_${round}`}
-          keys.push(names.key)
-          databases.push(names.database)
-          progress(`round ${round}/${ROUNDS}: ipc consume --workers ${WORKERS} → ${backend}`)
-          await waitForClickHouseMerges(env.CLICKHOUSE_URL)
-          const result = await consumeOnce(topic, backend, distinctDevices, names, WORKERS)
-          workerRuns[backend].push(result)
-          progress(`  ${formatInt(result.eventsPerSecond)} events/s, join ${formatMs(result.joinMs)} ms, peak RSS ${formatMb(result.peakRssKb)}`)
-        }
+        await runEachBackend(round, {tag: '', label: '', into: runs, detail: joinAndDevices})
+        await runEachBackend(round, {tag: 'fetch', label: `, ${OTHER_FETCH_LABEL}`, into: otherFetchRuns, args: OTHER_FETCH_ARGS})
+        await runEachBackend(round, {tag: 'v8heap', label: `, ${V8_HEAP_LABEL}`, into: v8HeapRuns, args: V8_HEAP_ARGS})
+        await runEachBackend(round, {tag: 'workers', label: '', into: workerRuns, workers: WORKERS, detail: joinAndPeak})
         progress(`round ${round}/${ROUNDS}: ClickHouse Kafka engine → MergeTree`)
         const engineDatabase = `${id}_engine_${round}`
         databases.push(engineDatabase)
